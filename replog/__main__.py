@@ -1,0 +1,5 @@
+"""`python -m replog` runs one node."""
+
+from replog.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""The heartbeat monitor: probes each secondary and runs its health state machine.
+
+A ticker `tell`s `Tick`; each secondary has its own prober thread, so a paused node costs only its
+own probe timeout. Status changes go to that secondary's link (to retry at once when Healthy) and to
+the quorum gate. A probe also carries the secondary's acked seq, which the link adopts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from replog import health
+from replog.actors.gate import HealthChanged
+from replog.actors.link import NodeStatus, Probed
+from replog.actors.threads import Worker, tell_quietly
+from replog.health import HealthPolicy, NodeHealth
+from replog.logs import node_logger
+from replog.transport import ProbeResult, Transport, TransportError
+
+
+class Tick:
+    """Time to probe every secondary that has no probe in flight."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeDone:
+    url: str
+    result: ProbeResult | None
+    error: str | None = None
+
+
+class Describe:
+    """Ask for every secondary's health, for /health."""
+
+
+@dataclass
+class _Watched:
+    transport: Transport
+    link: pykka.ActorRef[Any]
+    state: NodeHealth
+    prober: Worker | None = None
+    probing: bool = False
+    log_id: str | None = None
+    acked_seq: int | None = None
+
+
+class HeartbeatMonitor(pykka.ThreadingActor):
+    def __init__(self, node: str, transports: Mapping[str, Transport], links: Mapping[str, pykka.ActorRef[Any]],
+                 gate: pykka.ActorRef[Any], policy: HealthPolicy, clock: Callable[[], float]) -> None:
+        super().__init__()
+        self._log = node_logger(__name__, node)
+        self._gate, self._policy, self._clock = gate, policy, clock
+        now = clock()
+        self._nodes = {url: _Watched(transports[url], links[url], NodeHealth.start(now)) for url in transports}
+
+    def on_start(self) -> None:
+        for url, watched in self._nodes.items():
+            watched.prober = Worker(f"probe-{url}")
+
+    def on_stop(self) -> None:
+        for watched in self._nodes.values():
+            if watched.prober is not None:
+                watched.prober.stop()
+            watched.transport.close()
+
+    def on_receive(self, message: Any) -> Any:
+        try:
+            match message:
+                case Tick():
+                    self._tick()
+                case ProbeDone(url, result, error):
+                    self._probe_done(url, result, error)
+                case Describe():
+                    return self._describe()
+        except Exception:
+            self._log.exception("heartbeat failed on message=%r", message)
+        return None
+
+    def _tick(self) -> None:
+        now = self._clock()
+        for url, watched in self._nodes.items():
+            self._set_state(url, watched, health.tick(watched.state, now, self._policy))
+            if not watched.probing and watched.prober is not None:
+                watched.probing = True
+                watched.prober.submit(lambda url=url, t=watched.transport: self._probe(url, t))
+
+    def _probe(self, url: str, transport: Transport) -> None:
+        """Runs on the prober thread."""
+        try:
+            result = transport.probe()
+        except TransportError as exc:
+            tell_quietly(self.actor_ref, ProbeDone(url, None, str(exc)))
+        else:
+            tell_quietly(self.actor_ref, ProbeDone(url, result))
+
+    def _probe_done(self, url: str, result: ProbeResult | None, error: str | None) -> None:
+        watched = self._nodes[url]
+        watched.probing = False
+        now = self._clock()
+        if result is None:
+            self._log.debug("probe failed secondary=%s error=%s", url, error)
+            self._set_state(url, watched, health.probe_failed(watched.state, now, self._policy))
+            return
+        watched.log_id, watched.acked_seq = result.log_id, result.acked_seq
+        self._set_state(url, watched, health.probe_ok(watched.state, now))
+        tell_quietly(watched.link, Probed(result.acked_seq))
+
+    def _set_state(self, url: str, watched: _Watched, new: NodeHealth) -> None:
+        old, watched.state = watched.state, new
+        if new.status is old.status:
+            return
+        log = self._log.info if new.status is health.Status.HEALTHY else self._log.warning
+        log("secondary health changed secondary=%s from=%s to=%s", url, old.status.value, new.status.value)
+        tell_quietly(watched.link, NodeStatus(new.status))
+        tell_quietly(self._gate, HealthChanged(url, new.status))
+
+    def _describe(self) -> dict[str, dict[str, Any]]:
+        now = self._clock()
+        return {
+            url: {
+                "status": w.state.status.value,
+                "seconds_since_seen": w.state.seconds_since_seen(now),
+                "log_id": w.log_id,
+            }
+            for url, w in self._nodes.items()
+        }

@@ -1,0 +1,201 @@
+"""A secondary link: the retry/backoff state machine that moves batches to one secondary.
+
+The actor decides what to send (`replication.LinkState`), its sender thread does the blocking HTTP
+call, and the outcome comes back as a `tell`. One batch is in flight at a time, starting right after
+the secondary's acked seq, so catch-up after an outage is the same path with bigger batches.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from replog import backoff
+from replog.actors.gate import Acked
+from replog.actors.threads import Worker, tell_quietly
+from replog.config import LinkConfig
+from replog.health import Status
+from replog.logs import node_logger
+from replog.replication import LinkState
+from replog.store import Store
+from replog.transport import Transport, TransportError
+from replog.wire import encode_batch
+
+
+class Wake:
+    """New entries are stored; send if idle."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    acked_seq: int
+    first_seq: int
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendFailed:
+    error: str
+    refused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RetryDue:
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    status: Status
+
+
+@dataclass(frozen=True, slots=True)
+class Probed:
+    acked_seq: int
+
+
+class Describe:
+    """Ask for the link's state, for /health."""
+
+
+class WakeSignal:
+    """Coalesces wake-ups: at most one `Wake` waits in the link's mailbox at any time."""
+
+    def __init__(self) -> None:
+        self._ref: pykka.ActorRef[Any] | None = None
+        self._pending = threading.Event()
+
+    def bind(self, ref: pykka.ActorRef[Any]) -> None:
+        self._ref = ref
+
+    def __call__(self) -> None:
+        if self._ref is not None and not self._pending.is_set():
+            self._pending.set()
+            tell_quietly(self._ref, Wake())
+
+    def taken(self) -> None:
+        self._pending.clear()
+
+
+class SecondaryLink(pykka.ThreadingActor):
+    def __init__(self, node: str, url: str, store: Store, transport: Transport,
+                 gate: pykka.ActorRef[Any], config: LinkConfig, rng: random.Random,
+                 wake: WakeSignal) -> None:
+        super().__init__()
+        self._log = node_logger(__name__, node)
+        self._url, self._store, self._transport = url, store, transport
+        self._gate, self._config, self._rng = gate, config, rng
+        self._state = LinkState()
+        self._status = Status.UNHEALTHY
+        self._timer: threading.Timer | None = None
+        self._generation = 0  # invalidates timers that fired after they were superseded
+        self._resent = 0  # entries sent again after a failure or a lost log: shown in /health
+        self._highest_sent = 0
+        self._wake = wake
+
+    def on_start(self) -> None:
+        self._sender = Worker(f"send-{self._url}")
+
+    def on_stop(self) -> None:
+        self._cancel_timer()
+        self._sender.stop()
+        self._transport.close()
+
+    def on_receive(self, message: Any) -> Any:
+        try:
+            return self._handle(message)
+        except Exception:
+            self._log.exception("link failed on message=%r secondary=%s", message, self._url)
+            return None
+
+    def _handle(self, message: Any) -> Any:
+        match message:
+            case Wake():
+                self._wake.taken()
+            case Sent(acked_seq, first_seq, last_seq):
+                self._sent(acked_seq, first_seq, last_seq)
+            case SendFailed(error, refused):
+                self._failed(error, refused)
+            case RetryDue(generation) if generation == self._generation:
+                self._state.retry_due()
+            case NodeStatus(status):
+                self._status = status
+                if status is Status.HEALTHY and self._state.retry_due():
+                    self._cancel_timer()
+                    self._log.info("secondary healthy again; retrying now secondary=%s", self._url)
+            case Probed(acked_seq):
+                if self._state.probed(acked_seq):
+                    tell_quietly(self._gate, Acked(self._url, acked_seq))
+            case Describe():
+                return self._describe()
+        self._pump()
+        return None
+
+    def _pump(self) -> None:
+        stored = self._store.stored_seq
+        first = self._state.next_from(stored)
+        if first is None:
+            return
+        entries = self._store.read(first, self._config.batch_max_entries, self._config.batch_max_bytes)
+        if not entries:
+            return
+        log_id = self._store.log_id
+        assert log_id is not None, "a master store always has a log id"
+        body = encode_batch(log_id, entries)
+        last = entries[-1].seq
+        self._resent += max(0, min(last, self._highest_sent) - first + 1)
+        self._highest_sent = max(self._highest_sent, last)
+        self._state.sending()
+        self._sender.submit(lambda: self._send(body, first, last))
+
+    def _send(self, body: bytes, first: int, last: int) -> None:
+        """Runs on the sender thread: the only place this link blocks on the network."""
+        try:
+            acked = self._transport.replicate(body)
+        except TransportError as exc:
+            tell_quietly(self.actor_ref, SendFailed(str(exc), exc.refused))
+        else:
+            tell_quietly(self.actor_ref, Sent(acked, first, last))
+
+    def _sent(self, acked_seq: int, first: int, last: int) -> None:
+        recovering = self._state.attempt > 0
+        self._state.succeeded(acked_seq)
+        tell_quietly(self._gate, Acked(self._url, acked_seq))
+        if acked_seq < last:
+            self._log.warning("secondary acked less than sent; resending from its acked seq "
+                              "secondary=%s sent=%d..%d acked=%d", self._url, first, last, acked_seq)
+        elif recovering:
+            self._log.info("replication resumed secondary=%s acked=%d", self._url, acked_seq)
+        else:
+            self._log.debug("replicated secondary=%s seqs=%d..%d", self._url, first, last)
+
+    def _failed(self, error: str, refused: bool) -> None:
+        attempt = self._state.failed(error)
+        status = Status.UNHEALTHY if refused else self._status
+        delay_s = backoff.delay(attempt, status, self._rng, self._config.backoff)
+        self._log.warning("replicate failed; retrying secondary=%s attempt=%d delay_s=%.3f error=%s",
+                          self._url, attempt, delay_s, error)
+        self._cancel_timer()
+        self._generation += 1
+        self._timer = threading.Timer(delay_s, tell_quietly, (self.actor_ref, RetryDue(self._generation)))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._generation += 1
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "acked_seq": self._state.acked_seq,
+            "replication": self._state.phase.value,
+            "attempt": self._state.attempt,
+            "last_error": self._state.last_error,
+            "resent_entries": self._resent,
+        }

@@ -1,0 +1,157 @@
+"""`python -m replog master|secondary`: the only place that reads argv and the environment.
+
+Every flag has an environment twin (`--heartbeat-interval` <-> `REPLOG_HEARTBEAT_INTERVAL`), so a
+container is configured with env alone. SIGTERM and SIGINT stop the node cleanly with exit code 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from replog import logs
+from replog.backoff import BackoffPolicy
+from replog.config import Faults, LinkConfig, MasterConfig, SecondaryConfig, ServerConfig, StorageConfig
+from replog.health import HealthPolicy
+
+ROLES = ("master", "secondary")
+log = logging.getLogger(__name__)
+
+
+def _env_name(flag: str) -> str:
+    return "REPLOG_" + flag.lstrip("-").replace("-", "_").upper()
+
+
+def _flag(parser: argparse.ArgumentParser, flag: str, kind: Callable[[str], Any], default: Any,
+          help_text: str) -> None:
+    env = _env_name(flag)
+    raw = os.environ.get(env)
+    parser.add_argument(flag, type=kind, default=kind(raw) if raw not in (None, "") else default,
+                        help=f"{help_text} [env {env}; default {default}]")
+
+
+def _switch(parser: argparse.ArgumentParser, flag: str, help_text: str) -> None:
+    env = _env_name(flag)
+    on = os.environ.get(env, "").lower() in ("1", "true", "yes", "on")
+    parser.add_argument(flag, action="store_true", default=on, help=f"{help_text} [env {env}]")
+
+
+def _urls(raw: str) -> tuple[str, ...]:
+    return tuple(u.strip().rstrip("/") for u in raw.split(",") if u.strip())
+
+
+def build_parser(role: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python -m replog {role}", description=f"Run a replog {role}.")
+    default_port = 8000 if role == "master" else 8001
+    _flag(parser, "--host", str, "127.0.0.1", "address to listen on")
+    _flag(parser, "--port", int, default_port, "port to listen on (0 picks a free one)")
+    _flag(parser, "--name", str, role, "node name shown in logs and /health")
+    _flag(parser, "--data-dir", Path, None, "directory of the durable log (default: replog-data/NAME)")
+    _switch(parser, "--in-memory", "keep the log in memory only; it is lost on restart")
+    _flag(parser, "--fsync", str, "always", "always | interval | never: when entries reach the disk")
+    _flag(parser, "--fsync-interval", float, 0.005, "seconds between fsyncs with --fsync interval")
+    _flag(parser, "--cluster-secret", str, None, "shared token internal endpoints require")
+    _flag(parser, "--threads", int, 64, "HTTP worker threads (each waiting writer holds one)")
+    _flag(parser, "--max-body-bytes", int, 8 * 1024 * 1024, "largest accepted request body")
+    _flag(parser, "--cpu", int, None, "pin this node's threads to one CPU (opt-in; faster on 2 cores)")
+    _flag(parser, "--log-level", str, "INFO", "DEBUG | INFO | WARNING | ERROR")
+    if role == "master":
+        _flag(parser, "--secondaries", _urls, (), "comma-separated secondary URLs, e.g. http://s1:8000")
+        _flag(parser, "--heartbeat-interval", float, 1.0, "seconds between health probes")
+        _flag(parser, "--suspect-after", float, 3.0, "seconds of silence before Suspected")
+        _flag(parser, "--unhealthy-after", float, 6.0, "seconds of silence before Unhealthy")
+        _flag(parser, "--probe-timeout", float, 1.0, "read timeout of one health probe, seconds")
+        _flag(parser, "--connect-timeout", float, 1.0, "connect timeout to a secondary, seconds")
+        _flag(parser, "--replicate-timeout", float, 10.0, "read timeout of one batch, seconds")
+        _flag(parser, "--retry-base", float, 0.05, "first retry delay, seconds (doubles per attempt)")
+        _flag(parser, "--retry-max", float, 2.0, "longest retry delay, seconds")
+        _flag(parser, "--batch-max-entries", int, 10_000, "most entries in one replication batch")
+        _flag(parser, "--batch-max-bytes", int, 4 * 1024 * 1024, "most bytes in one replication batch")
+    else:
+        _flag(parser, "--delay", float, 0.0, "fault injection: seconds to wait before applying a batch")
+        _flag(parser, "--error-rate", float, 0.0, "fault injection: chance of a 500 after applying a batch")
+    return parser
+
+
+def _common(args: argparse.Namespace) -> tuple[ServerConfig, StorageConfig]:
+    server = ServerConfig(host=args.host, port=args.port, threads=args.threads,
+                          max_body_bytes=args.max_body_bytes, cpu=args.cpu)
+    if args.fsync not in ("always", "interval", "never"):
+        raise SystemExit(f"--fsync must be always, interval or never, got {args.fsync!r}")
+    data_dir = None if args.in_memory else (args.data_dir or Path("replog-data") / args.name)
+    return server, StorageConfig(data_dir=data_dir, fsync=args.fsync, fsync_interval_s=args.fsync_interval)
+
+
+def master_config(args: argparse.Namespace) -> MasterConfig:
+    server, storage = _common(args)
+    if not args.secondaries:
+        raise SystemExit("--secondaries (or REPLOG_SECONDARIES) must name at least one secondary URL")
+    link = LinkConfig(connect_timeout_s=args.connect_timeout, replicate_timeout_s=args.replicate_timeout,
+                      probe_timeout_s=args.probe_timeout, batch_max_entries=args.batch_max_entries,
+                      batch_max_bytes=args.batch_max_bytes,
+                      backoff=BackoffPolicy(base_s=args.retry_base, cap_s=args.retry_max))
+    return MasterConfig(secondaries=args.secondaries, name=args.name, server=server, storage=storage,
+                        link=link, health=HealthPolicy(args.suspect_after, args.unhealthy_after),
+                        heartbeat_interval_s=args.heartbeat_interval, cluster_secret=args.cluster_secret)
+
+
+def secondary_config(args: argparse.Namespace) -> SecondaryConfig:
+    server, storage = _common(args)
+    return SecondaryConfig(name=args.name, server=server, storage=storage,
+                           faults=Faults(delay_s=args.delay, error_rate=args.error_rate),
+                           cluster_secret=args.cluster_secret)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    role = argv.pop(0) if argv and argv[0] in ROLES else os.environ.get("REPLOG_ROLE", "")
+    if role not in ROLES:
+        print("usage: python -m replog {master|secondary} [--help]  (or set REPLOG_ROLE)", file=sys.stderr)
+        return 2
+    try:
+        args = build_parser(role).parse_args(argv)
+        config: MasterConfig | SecondaryConfig = (master_config if role == "master" else secondary_config)(args)
+    except ValueError as exc:
+        print(f"replog: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(args.log_level)
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})  # before any thread starts, so all of them inherit it
+    return run(config)
+
+
+def run(config: MasterConfig | SecondaryConfig) -> int:
+    from replog.node import MasterNode, SecondaryNode  # imports actors and web only when running
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("node=%s got %s; stopping", config.name, signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if config.storage.data_dir is None:
+        log.warning("node=%s log is in memory only (--in-memory): it is lost on restart", config.name)
+    else:
+        log.info("node=%s data_dir=%s fsync=%s", config.name, config.storage.data_dir, config.storage.fsync)
+    if config.cluster_secret is None:
+        log.warning("node=%s no --cluster-secret: any client can call internal endpoints", config.name)
+    try:
+        node = MasterNode(config) if isinstance(config, MasterConfig) else SecondaryNode(config)
+    except Exception as exc:
+        log.error("node=%s cannot start: %s", config.name, exc)
+        return 1
+    node.start()
+    while not stop.wait(0.5):
+        pass
+    node.stop()
+    return 0

@@ -1,0 +1,84 @@
+"""Node configuration: one frozen object per role, every field with its unit.
+
+Only `replog.cli` builds these from argv and the environment; tests build them directly with short
+timings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from replog.backoff import BackoffPolicy
+from replog.health import HealthPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000  # 0 picks a free port
+    threads: int = 64  # waitress workers: blocked writers hold one each
+    reserved_threads: int = 8  # never given to waiting writers, so reads and /health stay fast
+    connection_limit: int = 1000
+    max_body_bytes: int = 8 * 1024 * 1024
+    cpu: int | None = None  # pin the node's threads to this CPU (opt-in)
+
+    @property
+    def max_waiting_writers(self) -> int:
+        return max(1, self.threads - self.reserved_threads)
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    data_dir: Path | None = None  # None: in memory, forgotten on restart
+    fsync: str = "always"  # always | interval | never
+    fsync_interval_s: float = 0.005
+
+
+@dataclass(frozen=True, slots=True)
+class LinkConfig:
+    connect_timeout_s: float = 1.0
+    replicate_timeout_s: float = 10.0  # read timeout of one batch
+    probe_timeout_s: float = 1.0
+    batch_max_entries: int = 10_000
+    batch_max_bytes: int = 4 * 1024 * 1024
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+
+
+@dataclass(frozen=True, slots=True)
+class MasterConfig:
+    secondaries: tuple[str, ...]
+    name: str = "master"
+    server: ServerConfig = field(default_factory=ServerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    link: LinkConfig = field(default_factory=LinkConfig)
+    health: HealthPolicy = field(default_factory=HealthPolicy)
+    heartbeat_interval_s: float = 1.0
+    cluster_secret: str | None = None
+
+    @property
+    def node_count(self) -> int:
+        return len(self.secondaries) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """Fault injection on a secondary: delay before applying a batch, 500 after applying one."""
+
+    delay_s: float = 0.0
+    error_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.delay_s < 0:
+            raise ValueError("delay must be >= 0 seconds")
+        if not 0.0 <= self.error_rate <= 1.0:
+            raise ValueError("error rate must be within 0..1")
+
+
+@dataclass(frozen=True, slots=True)
+class SecondaryConfig:
+    name: str = "secondary"
+    server: ServerConfig = field(default_factory=lambda: ServerConfig(port=8001))
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    faults: Faults = field(default_factory=Faults)
+    cluster_secret: str | None = None

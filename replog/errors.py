@@ -1,0 +1,91 @@
+"""Errors that carry their HTTP status and a stable error code.
+
+The web layer turns any `ReplogError` into `{"error": code, "detail": ..., **extra}` with `status`,
+so every failure a client can see has one JSON shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ReplogError(Exception):
+    """Base of every error a node reports to a caller."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "detail": self.detail, **self.extra}
+
+
+class BadRequest(ReplogError):
+    status = 400
+    code = "bad_request"
+
+
+class Forbidden(ReplogError):
+    """An internal endpoint was called without the cluster secret."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ReplogError):
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(ReplogError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class LogConflict(ReplogError):
+    """The same seq arrived with a different message: two histories, never merged."""
+
+    status = 409
+    code = "log_conflict"
+
+
+class LogIdMismatch(ReplogError):
+    """A batch from another cluster's log: refused, never merged."""
+
+    status = 409
+    code = "log_id_mismatch"
+
+
+class PayloadTooLarge(ReplogError):
+    status = 413
+    code = "payload_too_large"
+
+
+class ReadOnly(ReplogError):
+    """No quorum: the master refuses appends before storing anything."""
+
+    status = 503
+    code = "read_only"
+
+
+class Overloaded(ReplogError):
+    """Too many writers already wait; refused at once rather than queued."""
+
+    status = 503
+    code = "overloaded"
+
+
+class ShuttingDown(ReplogError):
+    status = 503
+    code = "shutting_down"
+
+
+class WriteConcernTimeout(ReplogError):
+    """The client's own deadline passed; the entry stays stored and keeps replicating."""
+
+    status = 504
+    code = "write_concern_timeout"

@@ -1,0 +1,154 @@
+"""Wiring: a master or secondary node built from its config, started and stopped as one thing.
+
+The CLI, `run_cluster.py`, the benchmark and in-process tests all run nodes through these classes.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pykka
+
+from replog.actors.gate import MasterStored, QuorumGate, QuorumView, Snapshot
+from replog.actors.heartbeat import Describe as DescribeHealth
+from replog.actors.heartbeat import HeartbeatMonitor, Tick
+from replog.actors.link import Describe as DescribeLink
+from replog.actors.link import SecondaryLink, WakeSignal
+from replog.actors.threads import Ticker, tell_quietly
+from replog.config import MasterConfig, SecondaryConfig, StorageConfig
+from replog.logs import node_logger
+from replog.store import MemoryStore, Store
+from replog.transport import HttpPeer, Transport
+from replog.web.master import Appender, master_app
+from replog.web.secondary import FaultSwitch, secondary_app
+from replog.web.server import HttpServer
+
+TransportFactory = Callable[[str], Transport]
+
+
+def open_store(storage: StorageConfig, new_log_id: str | None) -> Store:
+    """A disk store when a data directory is configured, else a memory store."""
+    if storage.data_dir is None:
+        return MemoryStore(new_log_id)
+    from replog.disk import DiskStore, FsyncPolicy
+
+    return DiskStore.open(storage.data_dir, fsync=FsyncPolicy(storage.fsync),
+                          fsync_interval_s=storage.fsync_interval_s, new_log_id=new_log_id)
+
+
+class MasterNode:
+    def __init__(self, config: MasterConfig, *, store: Store | None = None,
+                 transports: TransportFactory | None = None, clock: Callable[[], float] = time.monotonic,
+                 rng: random.Random | None = None, heartbeat: bool = True) -> None:
+        self.config = config
+        self._log = node_logger(__name__, config.name)
+        self.store = store if store is not None else open_store(config.storage, uuid.uuid4().hex)
+        self._rng = rng or random.Random()
+        self.view = QuorumView()
+        self.gate = QuorumGate.start(config.name, config.secondaries, self.view)
+        make = transports or self._http_peer
+        self._wakers: list[WakeSignal] = []
+        self.links: dict[str, pykka.ActorRef[Any]] = {}
+        for url in config.secondaries:
+            wake = WakeSignal()
+            self.links[url] = SecondaryLink.start(config.name, url, self.store, make(url), self.gate,
+                                                  config.link, random.Random(self._rng.random()), wake)
+            wake.bind(self.links[url])
+            self._wakers.append(wake)
+        self.monitor = HeartbeatMonitor.start(config.name, {url: make(url) for url in config.secondaries},
+                                              self.links, self.gate, config.health, clock)
+        self.store.set_listener(self._stored)
+        if self.store.stored_seq:
+            self._stored(self.store.stored_seq)
+        self._ticker = (Ticker(f"heartbeat-{config.name}", config.heartbeat_interval_s,
+                               lambda: tell_quietly(self.monitor, Tick())) if heartbeat else None)
+        self.appender = Appender(config, self.store, self.gate, self.view)
+        self.server = HttpServer(master_app(config, self.store, self.appender, self.health), config.server)
+        self._log.info("master ready port=%d secondaries=%s log_id=%s stored_seq=%d", self.server.port,
+                       ",".join(config.secondaries), self.store.log_id, self.store.stored_seq)
+
+    def _http_peer(self, url: str) -> Transport:
+        link = self.config.link
+        return HttpPeer(url, secret=self.config.cluster_secret, connect_timeout_s=link.connect_timeout_s,
+                        replicate_timeout_s=link.replicate_timeout_s, probe_timeout_s=link.probe_timeout_s)
+
+    def _stored(self, seq: int) -> None:
+        """Store listener: the master holds seq; count it toward w and let the links send it."""
+        tell_quietly(self.gate, MasterStored(seq))
+        for wake in self._wakers:
+            wake()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.server.host}:{self.server.port}"
+
+    def health(self) -> dict[str, Any]:
+        gate: dict[str, Any] = self.gate.ask(Snapshot(), timeout=2.0)
+        beats: Mapping[str, dict[str, Any]] = self.monitor.ask(DescribeHealth(), timeout=2.0)
+        stored = self.store.stored_seq
+        secondaries = []
+        for url, link in self.links.items():
+            state: dict[str, Any] = link.ask(DescribeLink(), timeout=2.0)
+            secondaries.append({"url": url, **beats[url], **state, "lag": max(0, stored - state["acked_seq"])})
+        return {
+            "role": "master",
+            "name": self.config.name,
+            "log_id": self.store.log_id,
+            "read_only": gate["read_only"],
+            "quorum": gate["quorum"],
+            "last_seq": stored,
+            "waiting_writers": gate["waiting_writers"],
+            "secondaries": secondaries,
+        }
+
+    def start(self) -> MasterNode:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self._log.info("master stopping")
+        if self._ticker is not None:
+            self._ticker.stop()
+        self.server.stop(drain=self.gate.stop)
+        for ref in [self.monitor, *self.links.values()]:
+            ref.stop()
+        self.store.close()
+        self._log.info("master stopped")
+
+
+class SecondaryNode:
+    def __init__(self, config: SecondaryConfig, *, store: Store | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.config = config
+        self._log = node_logger(__name__, config.name)
+        self.store = store if store is not None else open_store(config.storage, None)
+        self.faults = FaultSwitch(config.name, config.faults, rng or random.Random())
+        self._stopping = threading.Event()
+        app = secondary_app(config, self.store, self.faults, self._stopping)
+        self.server = HttpServer(app, config.server)
+        self._log.info("secondary ready port=%d log_id=%s acked_seq=%d", self.server.port,
+                       self.store.log_id, self.store.stored_seq)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.server.host}:{self.server.port}"
+
+    def start(self) -> SecondaryNode:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self._log.info("secondary stopping")
+        self._stopping.set()
+        self.server.stop()
+        self.store.close()
+        self._log.info("secondary stopped")
+
+
+def stop_all_actors() -> None:
+    pykka.ActorRegistry.stop_all()

@@ -1,0 +1,20 @@
+"""The quorum rule: the master accepts appends only while a majority of nodes can hold them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from replog.health import Status
+
+
+def majority(node_count: int) -> int:
+    return node_count // 2 + 1
+
+
+def available_nodes(statuses: Iterable[Status]) -> int:
+    """The master plus every secondary that is not Unhealthy."""
+    return 1 + sum(1 for s in statuses if s is not Status.UNHEALTHY)
+
+
+def is_writable(statuses: Iterable[Status], node_count: int) -> bool:
+    return available_nodes(statuses) >= majority(node_count)

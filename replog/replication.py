@@ -1,0 +1,62 @@
+"""One secondary link's replication state machine: pure, driven by the link actor.
+
+At most one batch is in flight per link, always starting right after the secondary's acked seq, so
+entries arrive in order and a lost answer only causes a resend that the secondary deduplicates.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Phase(enum.Enum):
+    IDLE = "idle"  # nothing in flight; sends when there is something to send
+    SENDING = "sending"  # one batch in flight
+    BACKING_OFF = "backing_off"  # last attempt failed; a timer (or a Healthy node) ends the wait
+
+
+@dataclass
+class LinkState:
+    acked_seq: int = 0
+    phase: Phase = Phase.IDLE
+    attempt: int = 0  # consecutive failed attempts
+    last_error: str | None = None
+
+    def next_from(self, stored_seq: int) -> int | None:
+        """First seq of the next batch, or None if the link must not send now."""
+        if self.phase is Phase.IDLE and self.acked_seq < stored_seq:
+            return self.acked_seq + 1
+        return None
+
+    def sending(self) -> None:
+        assert self.phase is Phase.IDLE, self.phase
+        self.phase = Phase.SENDING
+
+    def succeeded(self, acked_seq: int) -> None:
+        """The secondary answered; its acked seq may be lower than we thought (it lost its log)."""
+        self.acked_seq = acked_seq
+        self.phase = Phase.IDLE
+        self.attempt = 0
+        self.last_error = None
+
+    def failed(self, error: str) -> int:
+        """Returns the attempt number for the backoff schedule."""
+        self.phase = Phase.BACKING_OFF
+        self.attempt += 1
+        self.last_error = error
+        return self.attempt
+
+    def retry_due(self) -> bool:
+        """A backoff timer fired or the node came back: send again now."""
+        if self.phase is Phase.BACKING_OFF:
+            self.phase = Phase.IDLE
+            return True
+        return False
+
+    def probed(self, acked_seq: int) -> bool:
+        """Adopt the acked seq a heartbeat saw, unless a batch is in flight (it will answer)."""
+        if self.phase is Phase.SENDING or acked_seq == self.acked_seq:
+            return False
+        self.acked_seq = acked_seq
+        return True

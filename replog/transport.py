@@ -1,0 +1,116 @@
+"""Master-to-secondary HTTP calls over keep-alive `http.client` connections.
+
+Each `Peer` connection belongs to one thread (a link's sender or a heartbeat prober), so no lock is
+needed. Every call has a connect and a read timeout. `http.client` rather than `requests` here: a send
+costs a fraction of the GIL time, and this is the hot path of replication.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+SECRET_HEADER = "X-Replog-Secret"
+
+
+class TransportError(Exception):
+    """A call failed. `refused` means the secondary will never accept this batch as is."""
+
+    def __init__(self, detail: str, *, refused: bool = False) -> None:
+        super().__init__(detail)
+        self.refused = refused
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    acked_seq: int
+    log_id: str | None
+
+
+class Transport(Protocol):
+    """What the link and the heartbeat need from the network (a fake in actor tests)."""
+
+    def replicate(self, body: bytes) -> int:
+        """POST a batch; return the secondary's acked seq or raise TransportError."""
+        ...
+
+    def probe(self) -> ProbeResult:
+        """GET /health; raise TransportError if the node does not answer in time."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class _Connection:
+    """One keep-alive connection, reopened after any failure."""
+
+    def __init__(self, url: str, connect_timeout_s: float, read_timeout_s: float) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"secondary URL must be http://host:port, got {url!r}")
+        self._host, self._port = parts.hostname, parts.port or 80
+        self._connect_timeout_s, self._read_timeout_s = connect_timeout_s, read_timeout_s
+        self._conn: http.client.HTTPConnection | None = None
+
+    def request(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, Any]:
+        try:
+            if self._conn is None:
+                conn = http.client.HTTPConnection(self._host, self._port, timeout=self._connect_timeout_s)
+                conn.connect()
+                assert conn.sock is not None
+                conn.sock.settimeout(self._read_timeout_s)
+                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self._conn = conn
+            self._conn.request(method, path, body=body, headers=headers)
+            response = self._conn.getresponse()
+            raw = response.read()
+            if response.will_close:
+                self.close()
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            raise TransportError(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
+        try:
+            return response.status, json.loads(raw) if raw else {}
+        except ValueError:
+            return response.status, {"detail": raw[:200].decode(errors="replace")}
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class HttpPeer:
+    """A secondary as seen from the master: replicate on one connection, probe on another."""
+
+    def __init__(self, url: str, *, secret: str | None, connect_timeout_s: float,
+                 replicate_timeout_s: float, probe_timeout_s: float) -> None:
+        self.url = url
+        self._headers = {"Content-Type": "application/json"}
+        if secret:
+            self._headers[SECRET_HEADER] = secret
+        self._replicate = _Connection(url, connect_timeout_s, replicate_timeout_s)
+        self._probe = _Connection(url, connect_timeout_s, probe_timeout_s)
+
+    def replicate(self, body: bytes) -> int:
+        status, answer = self._replicate.request("POST", "/replicate", body, self._headers)
+        if status == 200 and isinstance(answer.get("acked_seq"), int):
+            return int(answer["acked_seq"])
+        detail = f"HTTP {status}: {answer.get('error', '')} {answer.get('detail', '')}".strip()
+        # 5xx and anything unexpected are retried; a 4xx means this batch will never be accepted.
+        raise TransportError(detail, refused=400 <= status < 500)
+
+    def probe(self) -> ProbeResult:
+        status, answer = self._probe.request("GET", "/health", None, self._headers)
+        if status != 200 or not isinstance(answer.get("acked_seq"), int):
+            raise TransportError(f"health answered HTTP {status}")
+        log_id = answer.get("log_id")
+        return ProbeResult(int(answer["acked_seq"]), log_id if isinstance(log_id, str) else None)
+
+    def close(self) -> None:
+        self._replicate.close()
+        self._probe.close()

@@ -1,0 +1,115 @@
+"""The secondary's HTTP API: apply batches from the master, read, health, fault injection.
+
+`POST /replicate` applies a batch idempotently and answers at once with the contiguous acked seq; it
+never waits for a gap to fill. Fault injection is part of the node: a delay before applying a batch
+and a random 500 after applying it (so the master resends and dedup is exercised).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import asdict, replace
+from typing import Any
+
+import bottle
+
+from replog.config import Faults, SecondaryConfig
+from replog.errors import BadRequest, ReplogError
+from replog.logs import node_logger
+from replog.store import Store
+from replog.web.common import JsonBottle, add_read_routes, json_errors, read_json_body, require_secret
+from replog.wire import parse_replicate
+
+
+class InjectedFault(ReplogError):
+    status = 500
+    code = "injected_fault"
+
+
+class FaultSwitch:
+    """The node's current faults, changeable at runtime."""
+
+    def __init__(self, node: str, faults: Faults, rng: random.Random) -> None:
+        self._log = node_logger(__name__, node)
+        self._lock = threading.Lock()
+        self._faults, self._rng = faults, rng
+        if faults != Faults():
+            self._log.warning("fault injection on delay_s=%s error_rate=%s", faults.delay_s, faults.error_rate)
+
+    @property
+    def current(self) -> Faults:
+        return self._faults
+
+    def update(self, changes: dict[str, Any]) -> Faults:
+        fields = {"delay": "delay_s", "delay_s": "delay_s", "error_rate": "error_rate"}
+        unknown = set(changes) - set(fields)
+        if unknown:
+            raise BadRequest(f"unknown fault settings {sorted(unknown)}; use delay, error_rate")
+        values: dict[str, float] = {}
+        for key, value in changes.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise BadRequest(f"'{key}' must be a number")
+            values[fields[key]] = float(value)
+        with self._lock:
+            try:
+                self._faults = replace(self._faults, **values)
+            except ValueError as exc:
+                raise BadRequest(str(exc)) from None
+            faults = self._faults
+        self._log.warning("fault injection changed delay_s=%s error_rate=%s", faults.delay_s, faults.error_rate)
+        return faults
+
+    def fail_now(self) -> bool:
+        rate = self._faults.error_rate
+        with self._lock:
+            return rate > 0 and self._rng.random() < rate
+
+
+def secondary_app(config: SecondaryConfig, store: Store, faults: FaultSwitch,
+                  stopping: threading.Event) -> bottle.Bottle:
+    app = JsonBottle()
+    log = node_logger(__name__, config.name)
+
+    @app.post("/replicate")
+    @json_errors
+    def replicate() -> dict[str, Any]:
+        require_secret(config.cluster_secret)
+        batch = parse_replicate(read_json_body(config.server.max_body_bytes))
+        delay_s = faults.current.delay_s
+        if delay_s > 0:
+            stopping.wait(delay_s)  # injected delay; ends early only on shutdown
+        before = store.stored_seq
+        acked = store.apply(batch.log_id, batch.entries)
+        if batch.entries:
+            log.info("applied seqs=%d..%d acked=%d new=%d", batch.entries[0].seq, batch.entries[-1].seq,
+                     acked, acked - before)
+        if faults.fail_now():
+            log.warning("injected 500 after applying acked=%d", acked)
+            raise InjectedFault("injected error after applying the batch", acked_seq=acked)
+        return {"acked_seq": acked}
+
+    @app.get("/health")
+    @json_errors
+    def health() -> dict[str, Any]:
+        return {
+            "role": "secondary",
+            "name": config.name,
+            "acked_seq": store.stored_seq,
+            "log_id": store.log_id,
+            "faults": asdict(faults.current),
+        }
+
+    @app.get("/faults")
+    @json_errors
+    def get_faults() -> dict[str, Any]:
+        return asdict(faults.current)
+
+    @app.post("/faults")
+    @json_errors
+    def set_faults() -> dict[str, Any]:
+        require_secret(config.cluster_secret)
+        return asdict(faults.update(read_json_body(4096)))
+
+    add_read_routes(app, store)
+    return app

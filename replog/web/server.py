@@ -1,0 +1,67 @@
+"""A waitress server sized for blocked writers, that stops cleanly from any thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from waitress import wasyncore
+from waitress.server import create_server
+
+from replog.config import ServerConfig
+
+log = logging.getLogger(__name__)
+
+
+class HttpServer:
+    """Runs one WSGI app. `stop()` stops accepting, lets in-flight answers go out, then closes."""
+
+    def __init__(self, app: Any, config: ServerConfig) -> None:
+        self._server: Any = create_server(
+            app,
+            host=config.host,
+            port=config.port,
+            threads=config.threads,
+            connection_limit=config.connection_limit,
+            channel_request_lookahead=1,  # lets a waiting writer notice that its client hung up
+            max_request_body_size=config.max_body_bytes * 2,  # our own check answers first, in JSON
+            asyncore_loop_timeout=0.2,
+            expose_tracebacks=False,
+            ident="replog",
+        )
+        self._thread: threading.Thread | None = None
+        self._done = threading.Event()
+
+    @property
+    def port(self) -> int:
+        return int(self._server.effective_port)
+
+    def serve(self) -> None:
+        """Serve on the calling thread until `stop()`."""
+        try:
+            self._server.run()
+        finally:
+            self._done.set()
+
+    def start(self) -> None:
+        """Serve on a background thread."""
+        self._thread = threading.Thread(target=self.serve, name=f"http-{self.port}", daemon=True)
+        self._thread.start()
+
+    def stop(self, drain: Callable[[], None] = lambda: None, timeout_s: float = 3.0) -> None:
+        """Stop accepting; run `drain` (answers waiting requests); flush and close everything."""
+        server = self._server
+        server.trigger.pull_trigger(lambda: wasyncore.dispatcher.close(server))
+        drain()
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout_s)
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and any(
+            getattr(ch, "total_outbufs_len", 0) for ch in list(server._map.values())
+        ):
+            time.sleep(0.01)  # bounded wait for answers to reach their sockets
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        if not self._done.wait(timeout_s) and self._thread is not None:
+            log.warning("http server loop did not stop within %.1fs", timeout_s)
