@@ -42,7 +42,7 @@ def build_nodes(args: argparse.Namespace, data_dir: Path, log_dir: Path | None) 
 
 def wait_healthy(node: NodeProcess, timeout_s: float = 30.0) -> None:
     client = ReplogClient(node.url, request_timeout_s=1.0)
-    poll_until(lambda: client.health(), timeout_s, 0.05, f"{node.name} answering /health")
+    poll_until(client.health, timeout_s, 0.05, f"{node.name} answering /health")
 
 
 def step(text: str) -> None:

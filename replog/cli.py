@@ -21,6 +21,7 @@ from replog import logs
 from replog.backoff import BackoffPolicy
 from replog.config import Faults, LinkConfig, MasterConfig, SecondaryConfig, ServerConfig, StorageConfig
 from replog.health import HealthPolicy
+from replog.node import MasterNode, SecondaryNode
 
 ROLES = ("master", "secondary")
 log = logging.getLogger(__name__)
@@ -30,12 +31,17 @@ def _env_name(flag: str) -> str:
     return "REPLOG_" + flag.lstrip("-").replace("-", "_").upper()
 
 
-def _flag(parser: argparse.ArgumentParser, flag: str, kind: Callable[[str], Any], default: Any,
-          help_text: str) -> None:
+def _flag(
+    parser: argparse.ArgumentParser, flag: str, kind: Callable[[str], Any], default: Any, help_text: str
+) -> None:
     env = _env_name(flag)
     raw = os.environ.get(env)
-    parser.add_argument(flag, type=kind, default=kind(raw) if raw not in (None, "") else default,
-                        help=f"{help_text} [env {env}; default {default}]")
+    parser.add_argument(
+        flag,
+        type=kind,
+        default=kind(raw) if raw not in (None, "") else default,
+        help=f"{help_text} [env {env}; default {default}]",
+    )
 
 
 def _switch(parser: argparse.ArgumentParser, flag: str, help_text: str) -> None:
@@ -82,8 +88,9 @@ def build_parser(role: str) -> argparse.ArgumentParser:
 
 
 def _common(args: argparse.Namespace) -> tuple[ServerConfig, StorageConfig]:
-    server = ServerConfig(host=args.host, port=args.port, threads=args.threads,
-                          max_body_bytes=args.max_body_bytes, cpu=args.cpu)
+    server = ServerConfig(
+        host=args.host, port=args.port, threads=args.threads, max_body_bytes=args.max_body_bytes, cpu=args.cpu
+    )
     if args.fsync not in ("always", "interval", "never"):
         raise SystemExit(f"--fsync must be always, interval or never, got {args.fsync!r}")
     data_dir = None if args.in_memory else (args.data_dir or Path("replog-data") / args.name)
@@ -94,20 +101,35 @@ def master_config(args: argparse.Namespace) -> MasterConfig:
     server, storage = _common(args)
     if not args.secondaries:
         raise SystemExit("--secondaries (or REPLOG_SECONDARIES) must name at least one secondary URL")
-    link = LinkConfig(connect_timeout_s=args.connect_timeout, replicate_timeout_s=args.replicate_timeout,
-                      probe_timeout_s=args.probe_timeout, batch_max_entries=args.batch_max_entries,
-                      batch_max_bytes=args.batch_max_bytes,
-                      backoff=BackoffPolicy(base_s=args.retry_base, cap_s=args.retry_max))
-    return MasterConfig(secondaries=args.secondaries, name=args.name, server=server, storage=storage,
-                        link=link, health=HealthPolicy(args.suspect_after, args.unhealthy_after),
-                        heartbeat_interval_s=args.heartbeat_interval, cluster_secret=args.cluster_secret)
+    link = LinkConfig(
+        connect_timeout_s=args.connect_timeout,
+        replicate_timeout_s=args.replicate_timeout,
+        probe_timeout_s=args.probe_timeout,
+        batch_max_entries=args.batch_max_entries,
+        batch_max_bytes=args.batch_max_bytes,
+        backoff=BackoffPolicy(base_s=args.retry_base, cap_s=args.retry_max),
+    )
+    return MasterConfig(
+        secondaries=args.secondaries,
+        name=args.name,
+        server=server,
+        storage=storage,
+        link=link,
+        health=HealthPolicy(args.suspect_after, args.unhealthy_after),
+        heartbeat_interval_s=args.heartbeat_interval,
+        cluster_secret=args.cluster_secret,
+    )
 
 
 def secondary_config(args: argparse.Namespace) -> SecondaryConfig:
     server, storage = _common(args)
-    return SecondaryConfig(name=args.name, server=server, storage=storage,
-                           faults=Faults(delay_s=args.delay, error_rate=args.error_rate),
-                           cluster_secret=args.cluster_secret)
+    return SecondaryConfig(
+        name=args.name,
+        server=server,
+        storage=storage,
+        faults=Faults(delay_s=args.delay, error_rate=args.error_rate),
+        cluster_secret=args.cluster_secret,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,7 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         args = build_parser(role).parse_args(argv)
-        config: MasterConfig | SecondaryConfig = (master_config if role == "master" else secondary_config)(args)
+        config: MasterConfig | SecondaryConfig = (master_config if role == "master" else secondary_config)(
+            args
+        )
     except ValueError as exc:
         print(f"replog: bad configuration: {exc}", file=sys.stderr)
         return 2
@@ -129,8 +153,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(config: MasterConfig | SecondaryConfig) -> int:
-    from replog.node import MasterNode, SecondaryNode  # imports actors and web only when running
-
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -21,6 +21,7 @@ from replog.actors.link import Describe as DescribeLink
 from replog.actors.link import SecondaryLink, WakeSignal
 from replog.actors.threads import Ticker, tell_quietly
 from replog.config import MasterConfig, SecondaryConfig, StorageConfig
+from replog.disk import DiskStore, FsyncPolicy
 from replog.logs import node_logger
 from replog.store import MemoryStore, Store
 from replog.transport import HttpPeer, Transport
@@ -35,16 +36,25 @@ def open_store(storage: StorageConfig, new_log_id: str | None) -> Store:
     """A disk store when a data directory is configured, else a memory store."""
     if storage.data_dir is None:
         return MemoryStore(new_log_id)
-    from replog.disk import DiskStore, FsyncPolicy
-
-    return DiskStore.open(storage.data_dir, fsync=FsyncPolicy(storage.fsync),
-                          fsync_interval_s=storage.fsync_interval_s, new_log_id=new_log_id)
+    return DiskStore.open(
+        storage.data_dir,
+        fsync=FsyncPolicy(storage.fsync),
+        fsync_interval_s=storage.fsync_interval_s,
+        new_log_id=new_log_id,
+    )
 
 
 class MasterNode:
-    def __init__(self, config: MasterConfig, *, store: Store | None = None,
-                 transports: TransportFactory | None = None, clock: Callable[[], float] = time.monotonic,
-                 rng: random.Random | None = None, heartbeat: bool = True) -> None:
+    def __init__(
+        self,
+        config: MasterConfig,
+        *,
+        store: Store | None = None,
+        transports: TransportFactory | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        heartbeat: bool = True,
+    ) -> None:
         self.config = config
         self._log = node_logger(__name__, config.name)
         self.store = store if store is not None else open_store(config.storage, uuid.uuid4().hex)
@@ -56,26 +66,57 @@ class MasterNode:
         self.links: dict[str, pykka.ActorRef[Any]] = {}
         for url in config.secondaries:
             wake = WakeSignal()
-            self.links[url] = SecondaryLink.start(config.name, url, self.store, make(url), self.gate,
-                                                  config.link, random.Random(self._rng.random()), wake)
+            self.links[url] = SecondaryLink.start(
+                config.name,
+                url,
+                self.store,
+                make(url),
+                self.gate,
+                config.link,
+                random.Random(self._rng.random()),
+                wake,
+            )
             wake.bind(self.links[url])
             self._wakers.append(wake)
-        self.monitor = HeartbeatMonitor.start(config.name, {url: make(url) for url in config.secondaries},
-                                              self.links, self.gate, config.health, clock)
+        self.monitor = HeartbeatMonitor.start(
+            config.name,
+            {url: make(url) for url in config.secondaries},
+            self.links,
+            self.gate,
+            config.health,
+            clock,
+        )
         self.store.set_listener(self._stored)
         if self.store.stored_seq:
             self._stored(self.store.stored_seq)
-        self._ticker = (Ticker(f"heartbeat-{config.name}", config.heartbeat_interval_s,
-                               lambda: tell_quietly(self.monitor, Tick())) if heartbeat else None)
+        self._ticker = (
+            Ticker(
+                f"heartbeat-{config.name}",
+                config.heartbeat_interval_s,
+                lambda: tell_quietly(self.monitor, Tick()),
+            )
+            if heartbeat
+            else None
+        )
         self.appender = Appender(config, self.store, self.gate, self.view)
         self.server = HttpServer(master_app(config, self.store, self.appender, self.health), config.server)
-        self._log.info("master ready port=%d secondaries=%s log_id=%s stored_seq=%d", self.server.port,
-                       ",".join(config.secondaries), self.store.log_id, self.store.stored_seq)
+        self._log.info(
+            "master ready port=%d secondaries=%s log_id=%s stored_seq=%d",
+            self.server.port,
+            ",".join(config.secondaries),
+            self.store.log_id,
+            self.store.stored_seq,
+        )
 
     def _http_peer(self, url: str) -> Transport:
         link = self.config.link
-        return HttpPeer(url, secret=self.config.cluster_secret, connect_timeout_s=link.connect_timeout_s,
-                        replicate_timeout_s=link.replicate_timeout_s, probe_timeout_s=link.probe_timeout_s)
+        return HttpPeer(
+            url,
+            secret=self.config.cluster_secret,
+            connect_timeout_s=link.connect_timeout_s,
+            replicate_timeout_s=link.replicate_timeout_s,
+            probe_timeout_s=link.probe_timeout_s,
+        )
 
     def _stored(self, seq: int) -> None:
         """Store listener: the master holds seq; count it toward w and let the links send it."""
@@ -88,13 +129,15 @@ class MasterNode:
         return f"http://{self.config.server.host}:{self.server.port}"
 
     def health(self) -> dict[str, Any]:
-        gate: dict[str, Any] = self.gate.ask(Snapshot(), timeout=2.0)
-        beats: Mapping[str, dict[str, Any]] = self.monitor.ask(DescribeHealth(), timeout=2.0)
+        gate: dict[str, Any] = self.gate.ask(Snapshot(), block=True, timeout=2.0)
+        beats: Mapping[str, dict[str, Any]] = self.monitor.ask(DescribeHealth(), block=True, timeout=2.0)
         stored = self.store.stored_seq
         secondaries = []
         for url, link in self.links.items():
-            state: dict[str, Any] = link.ask(DescribeLink(), timeout=2.0)
-            secondaries.append({"url": url, **beats[url], **state, "lag": max(0, stored - state["acked_seq"])})
+            state: dict[str, Any] = link.ask(DescribeLink(), block=True, timeout=2.0)
+            secondaries.append(
+                {"url": url, **beats[url], **state, "lag": max(0, stored - state["acked_seq"])}
+            )
         return {
             "role": "master",
             "name": self.config.name,
@@ -106,6 +149,10 @@ class MasterNode:
             "secondaries": secondaries,
         }
 
+    def _stop_gate(self) -> None:
+        """Fails every waiting writer with 503 shutting_down (their entries stay stored)."""
+        self.gate.stop()
+
     def start(self) -> MasterNode:
         self.server.start()
         return self
@@ -114,7 +161,7 @@ class MasterNode:
         self._log.info("master stopping")
         if self._ticker is not None:
             self._ticker.stop()
-        self.server.stop(drain=self.gate.stop)
+        self.server.stop(drain=self._stop_gate)
         for ref in [self.monitor, *self.links.values()]:
             ref.stop()
         self.store.close()
@@ -122,8 +169,9 @@ class MasterNode:
 
 
 class SecondaryNode:
-    def __init__(self, config: SecondaryConfig, *, store: Store | None = None,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self, config: SecondaryConfig, *, store: Store | None = None, rng: random.Random | None = None
+    ) -> None:
         self.config = config
         self._log = node_logger(__name__, config.name)
         self.store = store if store is not None else open_store(config.storage, None)
@@ -131,8 +179,12 @@ class SecondaryNode:
         self._stopping = threading.Event()
         app = secondary_app(config, self.store, self.faults, self._stopping)
         self.server = HttpServer(app, config.server)
-        self._log.info("secondary ready port=%d log_id=%s acked_seq=%d", self.server.port,
-                       self.store.log_id, self.store.stored_seq)
+        self._log.info(
+            "secondary ready port=%d log_id=%s acked_seq=%d",
+            self.server.port,
+            self.store.log_id,
+            self.store.stored_seq,
+        )
 
     @property
     def url(self) -> str:

@@ -87,8 +87,15 @@ class _Connection:
 class HttpPeer:
     """A secondary as seen from the master: replicate on one connection, probe on another."""
 
-    def __init__(self, url: str, *, secret: str | None, connect_timeout_s: float,
-                 replicate_timeout_s: float, probe_timeout_s: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        secret: str | None,
+        connect_timeout_s: float,
+        replicate_timeout_s: float,
+        probe_timeout_s: float,
+    ) -> None:
         self.url = url
         self._headers = {"Content-Type": "application/json"}
         if secret:

@@ -136,11 +136,17 @@ class QuorumGate(pykka.ThreadingActor):
             return
         figures = self._quorum_figures()
         if writable:
-            self._log.info("quorum regained; accepting appends available=%d needed=%d",
-                           figures["available"], figures["needed"])
+            self._log.info(
+                "quorum regained; accepting appends available=%d needed=%d",
+                figures["available"],
+                figures["needed"],
+            )
         else:
-            self._log.warning("quorum lost; master is read-only available=%d needed=%d",
-                              figures["available"], figures["needed"])
+            self._log.warning(
+                "quorum lost; master is read-only available=%d needed=%d",
+                figures["available"],
+                figures["needed"],
+            )
 
     def _quorum_figures(self) -> dict[str, int]:
         return {
@@ -160,5 +166,7 @@ class QuorumGate(pykka.ThreadingActor):
 
     def on_stop(self) -> None:
         for future in self._waiters.drain():
-            future.set_exception(ShuttingDown("node is shutting down; the entry is stored"))
+            # pykka wants an exc_info triple, not an exception instance.
+            error = ShuttingDown("node is shutting down; the entry is stored")
+            future.set_exception((ShuttingDown, error, None))
         self._live.clear()

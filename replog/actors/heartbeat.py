@@ -7,6 +7,7 @@ the quorum gate. A probe also carries the secondary's acked seq, which the link 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,13 +50,22 @@ class _Watched:
 
 
 class HeartbeatMonitor(pykka.ThreadingActor):
-    def __init__(self, node: str, transports: Mapping[str, Transport], links: Mapping[str, pykka.ActorRef[Any]],
-                 gate: pykka.ActorRef[Any], policy: HealthPolicy, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        node: str,
+        transports: Mapping[str, Transport],
+        links: Mapping[str, pykka.ActorRef[Any]],
+        gate: pykka.ActorRef[Any],
+        policy: HealthPolicy,
+        clock: Callable[[], float],
+    ) -> None:
         super().__init__()
         self._log = node_logger(__name__, node)
         self._gate, self._policy, self._clock = gate, policy, clock
         now = clock()
-        self._nodes = {url: _Watched(transports[url], links[url], NodeHealth.start(now)) for url in transports}
+        self._nodes = {
+            url: _Watched(transports[url], links[url], NodeHealth.start(now)) for url in transports
+        }
 
     def on_start(self) -> None:
         for url, watched in self._nodes.items():
@@ -86,7 +96,7 @@ class HeartbeatMonitor(pykka.ThreadingActor):
             self._set_state(url, watched, health.tick(watched.state, now, self._policy))
             if not watched.probing and watched.prober is not None:
                 watched.probing = True
-                watched.prober.submit(lambda url=url, t=watched.transport: self._probe(url, t))
+                watched.prober.submit(functools.partial(self._probe, url, watched.transport))
 
     def _probe(self, url: str, transport: Transport) -> None:
         """Runs on the prober thread."""

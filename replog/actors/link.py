@@ -82,9 +82,17 @@ class WakeSignal:
 
 
 class SecondaryLink(pykka.ThreadingActor):
-    def __init__(self, node: str, url: str, store: Store, transport: Transport,
-                 gate: pykka.ActorRef[Any], config: LinkConfig, rng: random.Random,
-                 wake: WakeSignal) -> None:
+    def __init__(
+        self,
+        node: str,
+        url: str,
+        store: Store,
+        transport: Transport,
+        gate: pykka.ActorRef[Any],
+        config: LinkConfig,
+        rng: random.Random,
+        wake: WakeSignal,
+    ) -> None:
         super().__init__()
         self._log = node_logger(__name__, node)
         self._url, self._store, self._transport = url, store, transport
@@ -166,8 +174,14 @@ class SecondaryLink(pykka.ThreadingActor):
         self._state.succeeded(acked_seq)
         tell_quietly(self._gate, Acked(self._url, acked_seq))
         if acked_seq < last:
-            self._log.warning("secondary acked less than sent; resending from its acked seq "
-                              "secondary=%s sent=%d..%d acked=%d", self._url, first, last, acked_seq)
+            self._log.warning(
+                "secondary acked less than sent; resending from its acked seq "
+                "secondary=%s sent=%d..%d acked=%d",
+                self._url,
+                first,
+                last,
+                acked_seq,
+            )
         elif recovering:
             self._log.info("replication resumed secondary=%s acked=%d", self._url, acked_seq)
         else:
@@ -177,8 +191,13 @@ class SecondaryLink(pykka.ThreadingActor):
         attempt = self._state.failed(error)
         status = Status.UNHEALTHY if refused else self._status
         delay_s = backoff.delay(attempt, status, self._rng, self._config.backoff)
-        self._log.warning("replicate failed; retrying secondary=%s attempt=%d delay_s=%.3f error=%s",
-                          self._url, attempt, delay_s, error)
+        self._log.warning(
+            "replicate failed; retrying secondary=%s attempt=%d delay_s=%.3f error=%s",
+            self._url,
+            attempt,
+            delay_s,
+            error,
+        )
         self._cancel_timer()
         self._generation += 1
         self._timer = threading.Timer(delay_s, tell_quietly, (self.actor_ref, RetryDue(self._generation)))

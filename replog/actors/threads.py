@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import pykka
 
 log = logging.getLogger(__name__)
 
 
-def tell_quietly(ref: pykka.ActorRef[pykka.Actor], message: object) -> None:
+def tell_quietly(ref: pykka.ActorRef[Any], message: object) -> None:
     """Tell, ignoring an actor that already stopped (normal during shutdown)."""
-    try:
+    with contextlib.suppress(pykka.ActorDeadError):
         ref.tell(message)
-    except pykka.ActorDeadError:
-        pass
 
 
 class Worker:

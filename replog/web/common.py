@@ -30,7 +30,9 @@ class JsonBottle(bottle.Bottle):
 
     def default_error_handler(self, res: bottle.HTTPError) -> str:
         bottle.response.content_type = "application/json"
-        code = _BOTTLE_CODES.get(res.status_code, "internal_error" if res.status_code >= 500 else "bad_request")
+        code = _BOTTLE_CODES.get(
+            res.status_code, "internal_error" if res.status_code >= 500 else "bad_request"
+        )
         detail = res.body if isinstance(res.body, str) and res.body else res.status_line
         if res.status_code >= 500:
             detail = "internal error; see the node's log"

@@ -21,6 +21,7 @@ from replog.errors import Overloaded, ReadOnly, ShuttingDown, WriteConcernTimeou
 from replog.logs import node_logger
 from replog.store import Store
 from replog.web.common import JsonBottle, add_read_routes, json_errors, read_json_body
+from replog.web.openapi import openapi
 from replog.wire import AppendRequest, parse_append
 
 POLL_S = 0.25  # how often a waiting writer checks for a client hang-up
@@ -30,7 +31,9 @@ READ_ONLY_RETRY_AFTER_S = 1.0
 class Appender:
     """The append path of one request thread, kept apart from Bottle so it is easy to follow."""
 
-    def __init__(self, config: MasterConfig, store: Store, gate: pykka.ActorRef[Any], view: QuorumView) -> None:
+    def __init__(
+        self, config: MasterConfig, store: Store, gate: pykka.ActorRef[Any], view: QuorumView
+    ) -> None:
         self._log = node_logger(__name__, config.name)
         self._store, self._gate, self._view = store, gate, view
         self._slots = threading.BoundedSemaphore(config.server.max_waiting_writers)
@@ -46,15 +49,23 @@ class Appender:
 
     def _append(self, request: AppendRequest, hung_up: Callable[[], bool]) -> dict[str, Any]:
         if self._view.read_only:
-            raise ReadOnly("no quorum: too few secondaries are reachable; nothing was stored",
-                           retry_after_s=self._retry_after_s)
+            raise ReadOnly(
+                "no quorum: too few secondaries are reachable; nothing was stored",
+                retry_after_s=self._retry_after_s,
+            )
         started = time.monotonic()
         entries = self._store.append(request.messages)
         first, last = entries[0].seq, entries[-1].seq
         self._log.debug("stored seqs=%d..%d; waiting for w=%d", first, last, request.w)
         acks = self._wait(last, request, hung_up)
-        self._log.info("append acknowledged seqs=%d..%d w=%d acks=%d wait_ms=%.1f",
-                       first, last, request.w, acks, (time.monotonic() - started) * 1000)
+        self._log.info(
+            "append acknowledged seqs=%d..%d w=%d acks=%d wait_ms=%.1f",
+            first,
+            last,
+            request.w,
+            acks,
+            (time.monotonic() - started) * 1000,
+        )
         body: dict[str, Any] = {"w": request.w, "acks": acks}
         if request.bulk:
             body.update(seqs=[e.seq for e in entries], first_seq=first, last_seq=last, count=len(entries))
@@ -82,7 +93,11 @@ class Appender:
                 self._log.warning("write concern timeout seq=%d w=%d acks=%d", seq, request.w, acks)
                 raise WriteConcernTimeout(
                     f"w={request.w} not met within {request.timeout_s}s; the entry is stored and keeps "
-                    "replicating", seq=seq, acks=acks, w=request.w)
+                    "replicating",
+                    seq=seq,
+                    acks=acks,
+                    w=request.w,
+                )
             if hung_up():
                 self._gate.tell(Cancel(future))
                 self._log.info("client hung up while waiting seq=%d w=%d", seq, request.w)
@@ -90,13 +105,14 @@ class Appender:
 
     def _ask_acks(self, seq: int) -> int:
         try:
-            return int(self._gate.ask(AcksFor(seq), timeout=1.0))
+            return int(self._gate.ask(AcksFor(seq), block=True, timeout=1.0))
         except (pykka.Timeout, pykka.ActorDeadError):
             return 0
 
 
-def master_app(config: MasterConfig, store: Store, appender: Appender,
-               health: Callable[[], dict[str, Any]]) -> bottle.Bottle:
+def master_app(
+    config: MasterConfig, store: Store, appender: Appender, health: Callable[[], dict[str, Any]]
+) -> bottle.Bottle:
     app = JsonBottle()
 
     @app.post("/messages")
@@ -113,6 +129,10 @@ def master_app(config: MasterConfig, store: Store, appender: Appender,
     @json_errors
     def get_health() -> dict[str, Any]:
         return health()
+
+    @app.get("/openapi.json")
+    def get_openapi() -> dict[str, Any]:
+        return openapi(config.node_count)
 
     add_read_routes(app, store)
     return app

@@ -22,7 +22,7 @@ from replog.web.common import JsonBottle, add_read_routes, json_errors, read_jso
 from replog.wire import parse_replicate
 
 
-class InjectedFault(ReplogError):
+class InjectedFaultError(ReplogError):
     status = 500
     code = "injected_fault"
 
@@ -35,7 +35,9 @@ class FaultSwitch:
         self._lock = threading.Lock()
         self._faults, self._rng = faults, rng
         if faults != Faults():
-            self._log.warning("fault injection on delay_s=%s error_rate=%s", faults.delay_s, faults.error_rate)
+            self._log.warning(
+                "fault injection on delay_s=%s error_rate=%s", faults.delay_s, faults.error_rate
+            )
 
     @property
     def current(self) -> Faults:
@@ -57,7 +59,9 @@ class FaultSwitch:
             except ValueError as exc:
                 raise BadRequest(str(exc)) from None
             faults = self._faults
-        self._log.warning("fault injection changed delay_s=%s error_rate=%s", faults.delay_s, faults.error_rate)
+        self._log.warning(
+            "fault injection changed delay_s=%s error_rate=%s", faults.delay_s, faults.error_rate
+        )
         return faults
 
     def fail_now(self) -> bool:
@@ -66,8 +70,9 @@ class FaultSwitch:
             return rate > 0 and self._rng.random() < rate
 
 
-def secondary_app(config: SecondaryConfig, store: Store, faults: FaultSwitch,
-                  stopping: threading.Event) -> bottle.Bottle:
+def secondary_app(
+    config: SecondaryConfig, store: Store, faults: FaultSwitch, stopping: threading.Event
+) -> bottle.Bottle:
     app = JsonBottle()
     log = node_logger(__name__, config.name)
 
@@ -82,11 +87,16 @@ def secondary_app(config: SecondaryConfig, store: Store, faults: FaultSwitch,
         before = store.stored_seq
         acked = store.apply(batch.log_id, batch.entries)
         if batch.entries:
-            log.info("applied seqs=%d..%d acked=%d new=%d", batch.entries[0].seq, batch.entries[-1].seq,
-                     acked, acked - before)
+            log.info(
+                "applied seqs=%d..%d acked=%d new=%d",
+                batch.entries[0].seq,
+                batch.entries[-1].seq,
+                acked,
+                acked - before,
+            )
         if faults.fail_now():
             log.warning("injected 500 after applying acked=%d", acked)
-            raise InjectedFault("injected error after applying the batch", acked_seq=acked)
+            raise InjectedFaultError("injected error after applying the batch", acked_seq=acked)
         return {"acked_seq": acked}
 
     @app.get("/health")

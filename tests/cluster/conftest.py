@@ -10,24 +10,43 @@ import pytest
 from replog.client import ReplogClient, poll_until
 from replog.cluster import NodeProcess, NodeSpec, Role, free_port
 
-FAST = ("--heartbeat-interval=0.05", "--suspect-after=0.3", "--unhealthy-after=0.8",
-        "--probe-timeout=0.3", "--replicate-timeout=2", "--retry-base=0.01", "--retry-max=0.3")
+FAST = (
+    "--heartbeat-interval=0.05",
+    "--suspect-after=0.3",
+    "--unhealthy-after=0.8",
+    "--probe-timeout=0.3",
+    "--replicate-timeout=2",
+    "--retry-base=0.01",
+    "--retry-max=0.3",
+)
 
 
 class LocalCluster:
     """A master and named secondaries as processes; nothing starts until asked."""
 
-    def __init__(self, workdir: Path, secondaries: dict[str, tuple[str, ...]], master_argv: tuple[str, ...],
-                 storage: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        secondaries: dict[str, tuple[str, ...]],
+        master_argv: tuple[str, ...],
+        storage: tuple[str, ...],
+    ) -> None:
         self.workdir = workdir
         self.secondaries = {
-            name: NodeProcess(NodeSpec(name, Role.SECONDARY, free_port(), workdir / name, (*storage, *argv)),
-                              workdir / f"{name}.log")
+            name: NodeProcess(
+                NodeSpec(name, Role.SECONDARY, free_port(), workdir / name, (*storage, *argv)),
+                workdir / f"{name}.log",
+            )
             for name, argv in secondaries.items()
         }
         urls = ",".join(n.url for n in self.secondaries.values())
-        spec = NodeSpec("master", Role.MASTER, free_port(), workdir / "master",
-                        (f"--secondaries={urls}", *FAST, *storage, *master_argv))
+        spec = NodeSpec(
+            "master",
+            Role.MASTER,
+            free_port(),
+            workdir / "master",
+            (f"--secondaries={urls}", *FAST, *storage, *master_argv),
+        )
         self.master = NodeProcess(spec, workdir / "master.log")
         self.client = ReplogClient(self.master.url, request_timeout_s=30)
 
@@ -52,10 +71,12 @@ class LocalCluster:
 
     def wait_converged(self, timeout_s: float = 20) -> list[str]:
         """Poll until every running node shows the master's log; return it."""
+
         def same() -> list[str] | None:
             expected = self.messages("master")
             live = [n for n, node in self.nodes.items() if node.alive]
             return expected if all(self.messages(n) == expected for n in live) else None
+
         return poll_until(same, timeout_s, 0.05, "all nodes converged")
 
     def secondary_status(self, name: str) -> str:
@@ -75,8 +96,11 @@ def make_cluster(tmp_path: Path) -> Iterator[object]:
     """Build a `LocalCluster`; every node is stopped at teardown, even when the test failed."""
     made: list[LocalCluster] = []
 
-    def make(secondaries: dict[str, tuple[str, ...]] | None = None, master_argv: tuple[str, ...] = (),
-             in_memory: bool = False) -> LocalCluster:
+    def make(
+        secondaries: dict[str, tuple[str, ...]] | None = None,
+        master_argv: tuple[str, ...] = (),
+        in_memory: bool = False,
+    ) -> LocalCluster:
         storage = ("--in-memory",) if in_memory else ()
         cluster = LocalCluster(tmp_path, secondaries or {"s1": (), "s2": ()}, master_argv, storage)
         made.append(cluster)
