@@ -35,7 +35,7 @@ SCAN_CHUNK_BYTES = 4 << 20
 ReadAt = Callable[[int, int], bytes]
 
 
-class CorruptLog(ReplogError):  # noqa: N818 -- the name callers know, like errors.LogConflict
+class CorruptLog(ReplogError):
     """The log file is damaged before its tail (or a stored record fails its checksum): refuse it."""
 
     status = 500
@@ -61,6 +61,8 @@ class DamagedRecordError(Exception):
 
 def encode(entry: Entry) -> bytes:
     body = entry.message.encode("utf-8")
+    if len(body) > MAX_PAYLOAD - MIN_PAYLOAD:
+        raise ValueError(f"message of {len(body)} bytes is too large for one record")
     checked = LENGTH_AND_HEAD.pack(MIN_PAYLOAD + len(body), entry.seq, entry.stored_at) + body
     return MAGIC + zlib.crc32(checked).to_bytes(4, "little") + checked
 

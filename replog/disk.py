@@ -1,0 +1,456 @@
+"""A durable `Store`: one append-only record file plus a small meta file in a data directory.
+
+Layout: `entries.dat` (records of `replog.records`, seqs 1..k in order), `meta.json` (format
+version and log_id, replaced atomically), `LOCK` (flock: one process per directory).
+
+Group commit: `append` writes records under the store lock (a page-cache write, no fsync) and returns
+at once; one flusher thread fsyncs outside every lock, then advances `stored_seq` and tells the
+listener. One fsync covers every record written before it began. Loss window on a crash of the
+*machine* (a killed process loses nothing in any mode: its writes are already in the page cache):
+
+- ALWAYS (default): nothing reported stored is lost; `stored_seq` advances only after fsync.
+- INTERVAL: `stored_seq` advances on write; fsync at most every `fsync_interval_s`, so up to that
+  interval (plus one fsync) of acknowledged entries can be lost.
+- NEVER: `stored_seq` advances on write; the kernel writes back when it likes (about 30 s on
+  Linux defaults), so that much can be lost, and a master may come back behind its secondaries.
+With INTERVAL or NEVER a power loss can also persist later pages but not earlier ones; recovery
+then finds damage before valid data and refuses to start (see `records.recover`).
+"""
+
+from __future__ import annotations
+
+import enum
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+from array import array
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from replog import records
+from replog.errors import ReplogError, ShuttingDown
+from replog.log import OrderedLog, cap_bytes
+from replog.records import CorruptLog as CorruptLog  # noqa: PLC0414 -- re-exported
+from replog.store import StoredListener
+from replog.wire import Entry
+
+log = logging.getLogger(__name__)
+
+LOG_FILE = "entries.dat"
+META_FILE = "meta.json"
+LOCK_FILE = "LOCK"
+FORMAT_VERSION = 1
+SyncFd = Callable[[int], None]
+DEFAULT_SYNC: SyncFd = getattr(os, "fdatasync", os.fsync)  # an append's size change is data: enough
+
+
+class FsyncPolicy(enum.Enum):
+    ALWAYS = "always"
+    INTERVAL = "interval"
+    NEVER = "never"
+
+
+class StorageError(ReplogError):
+    """A write or fsync of the log failed: the store accepts nothing more until restarted."""
+
+    status = 500
+    code = "storage_error"
+
+
+class DataDirInUseError(Exception):
+    """Another process holds this data directory: two writers would interleave records."""
+
+
+class DiskPrefix:
+    """A `Prefix` in one append-only file: an offset per entry, the newest entries cached, older pread.
+
+    One writer at a time (the store lock) pwrites, then publishes offsets under `_mem`; readers copy
+    what they need under `_mem` and pread outside it, so a read never waits for a write or an fsync.
+    """
+
+    def __init__(
+        self, path: Path, fd: int, *, offsets: array[int], end: int, tail: list[Entry], cache_entries: int
+    ) -> None:
+        self.path = path
+        self.fd = fd
+        self.failure: str | None = None
+        self._offsets = offsets  # 8 bytes per entry: offsets[i] is where seq i+1 starts
+        self._end = end
+        self._tail = tail
+        self._tail_first = len(offsets) - len(tail) + 1
+        self._cache_entries = cache_entries
+        self._mem = threading.Condition()
+        self._readers = 0
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def get(self, seq: int) -> Entry:
+        return self.read(seq, 1, 1)[0]
+
+    def extend(self, entries: Sequence[Entry]) -> None:
+        """Write records at the end (no fsync), then make them readable."""
+        if self.failure is not None:
+            raise StorageError(self.failure)
+        blob, starts = records.encode_batch(entries)
+        try:
+            _pwrite_all(self.fd, blob, self._end)
+        except OSError as exc:
+            self._undo_write(exc)
+        with self._mem:
+            self._offsets.extend(self._end + start for start in starts)
+            self._end += len(blob)
+            self._tail.extend(entries)
+            excess = len(self._tail) - self._cache_entries
+            if excess > self._cache_entries // 4:  # trim in steps: amortised O(1) per entry
+                del self._tail[:excess]
+                self._tail_first += excess
+
+    def _undo_write(self, exc: OSError) -> None:
+        """Cut a partial write off, so later records never follow garbage; else stop for good."""
+        detail = f"writing {self.path} at offset {self._end} failed: {exc}"
+        try:
+            os.ftruncate(self.fd, self._end)
+        except OSError as again:
+            self.failure = f"{detail}; cutting the partial write off failed too: {again}"
+            log.error("log store broken file=%s offset=%d error=%s", self.path, self._end, again)
+            raise StorageError(self.failure) from exc
+        raise StorageError(detail) from exc
+
+    def read(self, from_seq: int, max_count: int, max_bytes: int) -> list[Entry]:
+        with self._mem:
+            if self._closed:
+                raise ShuttingDown(f"the log store at {self.path.parent} is closed")
+            last = min(from_seq + max_count - 1, len(self._offsets))
+            if from_seq < 1 or last < from_seq:
+                return []
+            top = self._tail_first
+            cached = self._tail[max(from_seq, top) - top : last - top + 1] if last >= top else []
+            disk_last = min(last, top - 1)
+            if disk_last < from_seq:
+                return cap_bytes(cached, max_bytes)
+            start, stop = self._offsets[from_seq - 1], self._offset_after(disk_last)
+            limit = start + 4 * max_bytes  # a record is at most 4x what cap_bytes charges its entry
+            if stop > limit:
+                disk_last = max(from_seq, bisect_right(self._offsets, limit, from_seq, disk_last) - 1)
+                stop, cached = self._offset_after(disk_last), []
+            self._readers += 1
+        try:
+            data = _pread_all(self.fd, stop - start, start)
+        finally:
+            with self._mem:
+                self._readers -= 1
+                self._mem.notify_all()
+        return cap_bytes(records.decode_run(data, from_seq, start, self.path) + cached, max_bytes)
+
+    def _offset_after(self, seq: int) -> int:
+        return self._offsets[seq] if seq < len(self._offsets) else self._end
+
+    def close(self) -> None:
+        """Wait for reads in progress, then close the file."""
+        with self._mem:
+            if self._closed:
+                return
+            self._closed = True
+            while self._readers:
+                self._mem.wait()
+        os.close(self.fd)
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+def _pread_all(fd: int, size: int, offset: int) -> bytes:
+    data = os.pread(fd, size, offset)
+    while len(data) < size:
+        more = os.pread(fd, size - len(data), offset + len(data))
+        if not more:
+            raise OSError(f"short read at offset {offset}: {len(data)} of {size} bytes")
+        data += more
+    return data
+
+
+class DiskStore:
+    """The durable `Store`: an `OrderedLog` over a `DiskPrefix`, with a group-commit flusher thread."""
+
+    def __init__(
+        self, data_dir: Path, prefix: DiskPrefix, log_id: str | None, lock_fd: int, *,
+        fsync: FsyncPolicy, fsync_interval_s: float, clock: Callable[[], float], sync_fd: SyncFd,
+    ) -> None:  # fmt: skip
+        self.data_dir = data_dir
+        self._prefix = prefix
+        self._log = OrderedLog(prefix, log_id)
+        self._lock_fd = lock_fd
+        self._policy = fsync
+        self._interval_s = fsync_interval_s
+        self._clock = clock
+        self._sync_fd = sync_fd
+        self._lock = threading.Lock()  # the store lock: seq assignment and writes
+        self._closed = False
+        state = threading.Lock()  # guards the seqs below; never held during I/O
+        self._work = threading.Condition(state)  # the flusher waits here
+        self._progress = threading.Condition(state)  # apply waits here for its fsync
+        self._written = self._synced = self._stored = self._published = len(prefix)
+        self._last_sync = float("-inf")
+        self._closing = False
+        self._flusher_done = False
+        self._listener: StoredListener | None = None
+        self._flusher = threading.Thread(target=self._run_flusher, name="replog-flusher", daemon=True)
+        self._flusher.start()
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: Path,
+        *,
+        fsync: FsyncPolicy = FsyncPolicy.ALWAYS,
+        fsync_interval_s: float = 0.005,
+        new_log_id: str | None = None,
+        clock: Callable[[], float] = time.time,
+        cache_entries: int = 50_000,
+        sync_fd: SyncFd = DEFAULT_SYNC,
+    ) -> DiskStore:
+        """Open (recovering) or create the log in data_dir. new_log_id names a new master's log only."""
+        if not data_dir.is_dir():
+            data_dir.mkdir(parents=True)
+            _fsync_dir(data_dir.parent)
+        lock_fd = _lock_dir(data_dir)
+        try:
+            prefix, log_id = _recover(data_dir, new_log_id, cache_entries, sync_fd)
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        log.info(
+            "log store opened dir=%s log_id=%s seq=%d fsync=%s", data_dir, log_id, len(prefix), fsync.value
+        )
+        return cls(
+            data_dir, prefix, log_id, lock_fd,
+            fsync=fsync, fsync_interval_s=fsync_interval_s, clock=clock, sync_fd=sync_fd,
+        )  # fmt: skip
+
+    @property
+    def log_id(self) -> str | None:
+        return self._log.log_id
+
+    @property
+    def stored_seq(self) -> int:
+        return self._stored
+
+    def set_listener(self, listener: StoredListener) -> None:
+        with self._work:
+            self._listener = listener
+            self._work.notify()
+
+    def append(self, messages: Sequence[str]) -> list[Entry]:
+        """Master: write the entries and return them; the flusher reports them stored."""
+        with self._lock:
+            self._check_open()
+            if not messages:
+                return []
+            entries = self._log.append(messages, self._clock())
+            self._wrote(entries[-1].seq)
+        return entries
+
+    def apply(self, log_id: str, entries: Sequence[Entry]) -> int:
+        """Secondary: adopt/check log_id, write what became contiguous, return the stored seq."""
+        with self._lock:
+            self._check_open()
+            if self._log.check_log_id(log_id):
+                try:
+                    _write_meta(self.data_dir, log_id)
+                except BaseException:
+                    self._log.log_id = None
+                    raise
+                log.info("log id adopted dir=%s log_id=%s", self.data_dir, log_id)
+            if self._log.insert(entries, self._clock()):
+                self._wrote(self._log.contiguous_seq)
+            target = self._log.contiguous_seq
+        with self._progress:
+            while self._stored < target:
+                if self._prefix.failure is not None:
+                    raise StorageError(self._prefix.failure)
+                if self._flusher_done:
+                    raise ShuttingDown(f"the log store at {self.data_dir} closed before an fsync")
+                self._progress.wait()
+            return self._stored
+
+    def read(self, from_seq: int, max_count: int, max_bytes: int = 1 << 62) -> list[Entry]:
+        """Stored entries only; takes no store lock, so it never waits behind a write or fsync."""
+        last = min(from_seq + max_count - 1, self._stored) if max_count > 0 else 0
+        if from_seq < 1 or last < from_seq:
+            return []
+        return self._prefix.read(from_seq, last - from_seq + 1, max_bytes)
+
+    def close(self) -> None:
+        """Final fsync (every policy), stop the flusher, close the files. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        with self._work:
+            self._closing = True
+            self._work.notify()
+        self._flusher.join()
+        self._prefix.close()
+        os.close(self._lock_fd)
+        log.info("log store closed dir=%s seq=%d", self.data_dir, self._stored)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ShuttingDown(f"the log store at {self.data_dir} is closed")
+        if self._prefix.failure is not None:
+            raise StorageError(self._prefix.failure)
+
+    def _wrote(self, seq: int) -> None:
+        with self._work:
+            self._written = seq
+            if self._policy is not FsyncPolicy.ALWAYS:
+                self._stored = seq
+            self._work.notify()
+
+    def _run_flusher(self) -> None:
+        try:
+            while self._flush_once():
+                pass
+        except Exception:
+            log.exception("log flusher crashed dir=%s", self.data_dir)
+            self._prefix.failure = self._prefix.failure or "the log flusher crashed"
+        finally:
+            with self._work:
+                self._flusher_done = True
+                self._progress.notify_all()
+
+    def _flush_once(self) -> bool:
+        """Wait for work; fsync outside the lock; publish the stored seq. False once closed."""
+        with self._work:
+            while True:
+                sync = self._written > self._synced and (
+                    self._policy is not FsyncPolicy.NEVER or self._closing
+                )
+                timeout = None
+                if sync and self._policy is FsyncPolicy.INTERVAL and not self._closing:
+                    wait_s = self._last_sync + self._interval_s - time.monotonic()
+                    sync, timeout = wait_s <= 0, max(wait_s, 0.0)
+                if sync or (self._listener is not None and self._stored > self._published):
+                    break
+                if self._closing:
+                    return False
+                self._work.wait(timeout)
+            target = self._written
+        if sync and not self._sync(target):
+            return False
+        with self._work:
+            listener, seq = self._listener, self._stored
+            if listener is None or seq <= self._published:
+                return True
+            self._published = seq
+        try:
+            listener(seq)  # outside every lock, from this one thread, in increasing order
+        except Exception:
+            log.exception("stored-seq listener failed dir=%s seq=%d", self.data_dir, seq)
+        return True
+
+    def _sync(self, target: int) -> bool:
+        try:
+            self._sync_fd(self._prefix.fd)
+        except OSError as exc:  # after a failed fsync the page cache may lie: never trust it again
+            self._prefix.failure = f"fsync of {self._prefix.path} failed: {exc}"
+            log.error("log store broken dir=%s error=%s", self.data_dir, self._prefix.failure)
+            return False
+        with self._work:
+            self._synced, self._last_sync = target, time.monotonic()
+            self._stored = max(self._stored, target)
+            self._progress.notify_all()
+        return True
+
+
+def _recover(
+    data_dir: Path, new_log_id: str | None, cache_entries: int, sync_fd: SyncFd
+) -> tuple[DiskPrefix, str | None]:
+    path, meta_path = data_dir / LOG_FILE, data_dir / META_FILE
+    log_id = _read_meta(meta_path)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        found = records.recover(lambda offset, n: os.pread(fd, n, offset), size, path)
+        if found.torn_reason is not None:
+            log.warning(
+                "torn tail truncated file=%s offset=%d dropped_bytes=%d reason=%s",
+                path, found.end, size - found.end, found.torn_reason,
+            )  # fmt: skip
+            os.ftruncate(fd, found.end)
+            sync_fd(fd)
+        count = len(found.offsets)
+        if log_id is None and count:
+            raise CorruptLog(
+                f"{META_FILE} is missing but {LOG_FILE} holds {count} entries", path=meta_path, offset=0
+            )
+        if log_id is None and new_log_id is not None:
+            _write_meta(data_dir, new_log_id)
+            log_id = new_log_id
+        cached = min(count, cache_entries)
+        start = found.offsets[count - cached] if cached else found.end
+        tail = records.decode_run(_pread_all(fd, found.end - start, start), count - cached + 1, start, path)
+        return DiskPrefix(
+            path, fd, offsets=found.offsets, end=found.end, tail=tail, cache_entries=cache_entries
+        ), log_id
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_meta(meta_path: Path) -> str | None:
+    try:
+        raw = meta_path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        meta = json.loads(raw)
+        version, log_id = meta["format"], meta["log_id"]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CorruptLog(f"unreadable meta file: {exc!r}", path=meta_path, offset=0) from None
+    if version != FORMAT_VERSION or not isinstance(log_id, str) or not log_id:
+        raise CorruptLog(
+            f"unsupported meta (format {version!r}, log_id {log_id!r})", path=meta_path, offset=0
+        )
+    return log_id
+
+
+def _write_meta(data_dir: Path, log_id: str) -> None:
+    """Replace meta.json atomically and durably: write a temp file, fsync, rename, fsync the directory."""
+    tmp = data_dir / (META_FILE + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        _pwrite_all(fd, json.dumps({"format": FORMAT_VERSION, "log_id": log_id}).encode(), 0)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, data_dir / META_FILE)
+    _fsync_dir(data_dir)  # makes the rename, and a newly created entries.dat, durable
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _lock_dir(data_dir: Path) -> int:
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DataDirInUseError(f"data directory {data_dir} is in use by another process") from None
+    return fd
