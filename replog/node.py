@@ -85,6 +85,7 @@ class MasterNode:
             self.gate,
             config.health,
             clock,
+            log_id=self.store.log_id,
         )
         self.store.set_listener(self._stored)
         if self.store.stored_seq:

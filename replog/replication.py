@@ -2,6 +2,9 @@
 
 At most one batch is in flight per link, always starting right after the secondary's acked seq, so
 entries arrive in order and a lost answer only causes a resend that the secondary deduplicates.
+While the secondary's acked seq is unknown (at start, or after it could not be reached, when it may
+have restarted), the next batch is an empty handshake that returns it, so a restarted secondary is
+sent only what it lacks.
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ class Phase(enum.Enum):
 @dataclass
 class LinkState:
     acked_seq: int = 0
+    known: bool = False  # whether acked_seq is what the secondary last told us
     phase: Phase = Phase.IDLE
     attempt: int = 0  # consecutive failed attempts
     last_error: str | None = None
 
     def next_from(self, stored_seq: int) -> int | None:
-        """First seq of the next batch, or None if the link must not send now."""
+        """First seq of the next batch, or None if the link must not send now.
+
+        While `known` is False the batch must be empty (a handshake)."""
         if self.phase is Phase.IDLE and self.acked_seq < stored_seq:
             return self.acked_seq + 1
         return None
@@ -36,13 +42,18 @@ class LinkState:
     def succeeded(self, acked_seq: int) -> None:
         """The secondary answered; its acked seq may be lower than we thought (it lost its log)."""
         self.acked_seq = acked_seq
+        self.known = True
         self.phase = Phase.IDLE
         self.attempt = 0
         self.last_error = None
 
-    def failed(self, error: str) -> int:
-        """Returns the attempt number for the backoff schedule."""
+    def failed(self, error: str, *, answered: bool) -> int:
+        """Returns the attempt number for the backoff schedule.
+
+        `answered` False (no HTTP answer) means the node may have restarted: learn its acked seq again.
+        """
         self.phase = Phase.BACKING_OFF
+        self.known = self.known and answered
         self.attempt += 1
         self.last_error = error
         return self.attempt
@@ -56,7 +67,8 @@ class LinkState:
 
     def probed(self, acked_seq: int) -> bool:
         """Adopt the acked seq a heartbeat saw, unless a batch is in flight (it will answer)."""
-        if self.phase is Phase.SENDING or acked_seq == self.acked_seq:
+        if self.phase is Phase.SENDING:
             return False
-        self.acked_seq = acked_seq
-        return True
+        changed = acked_seq != self.acked_seq
+        self.acked_seq, self.known = acked_seq, True
+        return changed

@@ -18,11 +18,12 @@ SECRET_HEADER = "X-Replog-Secret"
 
 
 class TransportError(Exception):
-    """A call failed. `refused` means the secondary will never accept this batch as is."""
+    """A call failed. `answered`: the node sent an HTTP answer (it is up, the same process).
+    `refused`: a 4xx; the secondary will never accept this batch as is."""
 
-    def __init__(self, detail: str, *, refused: bool = False) -> None:
+    def __init__(self, detail: str, *, answered: bool = False, refused: bool = False) -> None:
         super().__init__(detail)
-        self.refused = refused
+        self.answered, self.refused = answered, refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +110,12 @@ class HttpPeer:
             return int(answer["acked_seq"])
         detail = f"HTTP {status}: {answer.get('error', '')} {answer.get('detail', '')}".strip()
         # 5xx and anything unexpected are retried; a 4xx means this batch will never be accepted.
-        raise TransportError(detail, refused=400 <= status < 500)
+        raise TransportError(detail, answered=True, refused=400 <= status < 500)
 
     def probe(self) -> ProbeResult:
         status, answer = self._probe.request("GET", "/health", None, self._headers)
         if status != 200 or not isinstance(answer.get("acked_seq"), int):
-            raise TransportError(f"health answered HTTP {status}")
+            raise TransportError(f"health answered HTTP {status}", answered=True)
         log_id = answer.get("log_id")
         return ProbeResult(int(answer["acked_seq"]), log_id if isinstance(log_id, str) else None)
 

@@ -47,6 +47,7 @@ class _Watched:
     probing: bool = False
     log_id: str | None = None
     acked_seq: int | None = None
+    problem: str | None = None  # the last probe's error
 
 
 class HeartbeatMonitor(pykka.ThreadingActor):
@@ -58,8 +59,11 @@ class HeartbeatMonitor(pykka.ThreadingActor):
         gate: pykka.ActorRef[Any],
         policy: HealthPolicy,
         clock: Callable[[], float],
+        log_id: str | None = None,
     ) -> None:
+        """`log_id` is the master's: a secondary holding another log counts as failing its probes."""
         super().__init__()
+        self._log_id = log_id
         self._log = node_logger(__name__, node)
         self._gate, self._policy, self._clock = gate, policy, clock
         now = clock()
@@ -111,13 +115,21 @@ class HeartbeatMonitor(pykka.ThreadingActor):
         watched = self._nodes[url]
         watched.probing = False
         now = self._clock()
+        if result is not None:
+            watched.log_id = result.log_id
+            if result.log_id not in (None, self._log_id):
+                # Another cluster's log: reachable, but it can never hold our entries.
+                error, result = f"log_id_mismatch: it holds log {result.log_id}, ours is {self._log_id}", None
+        if error != watched.problem and error is not None and error.startswith("log_id_mismatch"):
+            self._log.error("secondary refused: %s secondary=%s", error, url)
+        watched.problem = error
         if result is None:
             self._log.debug("probe failed secondary=%s error=%s", url, error)
             self._set_state(url, watched, health.probe_failed(watched.state, now, self._policy))
             return
-        watched.log_id, watched.acked_seq = result.log_id, result.acked_seq
+        watched.acked_seq = result.acked_seq
+        tell_quietly(watched.link, Probed(result.acked_seq))  # before NodeStatus: retry from there
         self._set_state(url, watched, health.probe_ok(watched.state, now))
-        tell_quietly(watched.link, Probed(result.acked_seq))
 
     def _set_state(self, url: str, watched: _Watched, new: NodeHealth) -> None:
         old, watched.state = watched.state, new
@@ -135,6 +147,7 @@ class HeartbeatMonitor(pykka.ThreadingActor):
                 "status": w.state.status.value,
                 "seconds_since_seen": w.state.seconds_since_seen(now),
                 "log_id": w.log_id,
+                "probe_error": w.problem,
             }
             for url, w in self._nodes.items()
         }

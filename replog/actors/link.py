@@ -40,6 +40,7 @@ class Sent:
 @dataclass(frozen=True, slots=True)
 class SendFailed:
     error: str
+    answered: bool
     refused: bool
 
 
@@ -126,8 +127,8 @@ class SecondaryLink(pykka.ThreadingActor):
                 self._wake.taken()
             case Sent(acked_seq, first_seq, last_seq):
                 self._sent(acked_seq, first_seq, last_seq)
-            case SendFailed(error, refused):
-                self._failed(error, refused)
+            case SendFailed(error, answered, refused):
+                self._failed(error, answered, refused)
             case RetryDue(generation) if generation == self._generation:
                 self._state.retry_due()
             case NodeStatus(status):
@@ -148,13 +149,16 @@ class SecondaryLink(pykka.ThreadingActor):
         first = self._state.next_from(stored)
         if first is None:
             return
-        entries = self._store.read(first, self._config.batch_max_entries, self._config.batch_max_bytes)
-        if not entries:
-            return
+        if self._state.known:
+            entries = self._store.read(first, self._config.batch_max_entries, self._config.batch_max_bytes)
+            if not entries:
+                return
+        else:
+            entries = []  # handshake: learn the secondary's acked seq before sending entries
         log_id = self._store.log_id
         assert log_id is not None, "a master store always has a log id"
         body = encode_batch(log_id, entries)
-        last = entries[-1].seq
+        last = entries[-1].seq if entries else first - 1
         self._resent += max(0, min(last, self._highest_sent) - first + 1)
         self._highest_sent = max(self._highest_sent, last)
         self._state.sending()
@@ -165,7 +169,7 @@ class SecondaryLink(pykka.ThreadingActor):
         try:
             acked = self._transport.replicate(body)
         except TransportError as exc:
-            tell_quietly(self.actor_ref, SendFailed(str(exc), exc.refused))
+            tell_quietly(self.actor_ref, SendFailed(str(exc), exc.answered, exc.refused))
         else:
             tell_quietly(self.actor_ref, Sent(acked, first, last))
 
@@ -173,7 +177,9 @@ class SecondaryLink(pykka.ThreadingActor):
         recovering = self._state.attempt > 0
         self._state.succeeded(acked_seq)
         tell_quietly(self._gate, Acked(self._url, acked_seq))
-        if acked_seq < last:
+        if first > last:
+            self._log.info("handshake done secondary=%s acked=%d", self._url, acked_seq)
+        elif acked_seq < last:
             self._log.warning(
                 "secondary acked less than sent; resending from its acked seq "
                 "secondary=%s sent=%d..%d acked=%d",
@@ -187,8 +193,8 @@ class SecondaryLink(pykka.ThreadingActor):
         else:
             self._log.debug("replicated secondary=%s seqs=%d..%d", self._url, first, last)
 
-    def _failed(self, error: str, refused: bool) -> None:
-        attempt = self._state.failed(error)
+    def _failed(self, error: str, answered: bool, refused: bool) -> None:
+        attempt = self._state.failed(error, answered=answered)
         status = Status.UNHEALTHY if refused else self._status
         delay_s = backoff.delay(attempt, status, self._rng, self._config.backoff)
         self._log.warning(

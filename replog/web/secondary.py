@@ -70,11 +70,29 @@ class FaultSwitch:
             return rate > 0 and self._rng.random() < rate
 
 
+class ReceiveStats:
+    """Entries received since this process started, and how many of them it already held."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._received = self._duplicates = 0
+
+    def count(self, received: int, duplicates: int) -> None:
+        with self._lock:
+            self._received += received
+            self._duplicates += duplicates
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {"received_entries": self._received, "duplicate_entries": self._duplicates}
+
+
 def secondary_app(
     config: SecondaryConfig, store: Store, faults: FaultSwitch, stopping: threading.Event
 ) -> bottle.Bottle:
     app = JsonBottle()
     log = node_logger(__name__, config.name)
+    stats = ReceiveStats()
 
     @app.post("/replicate")
     @json_errors
@@ -86,6 +104,7 @@ def secondary_app(
             stopping.wait(delay_s)  # injected delay; ends early only on shutdown
         before = store.stored_seq
         acked = store.apply(batch.log_id, batch.entries)
+        stats.count(len(batch.entries), sum(1 for e in batch.entries if e.seq <= before))
         if batch.entries:
             log.info(
                 "applied seqs=%d..%d acked=%d new=%d",
@@ -108,6 +127,7 @@ def secondary_app(
             "acked_seq": store.stored_seq,
             "log_id": store.log_id,
             "faults": asdict(faults.current),
+            **stats.snapshot(),
         }
 
     @app.get("/faults")

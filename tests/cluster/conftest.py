@@ -102,7 +102,9 @@ def make_cluster(tmp_path: Path) -> Iterator[object]:
         in_memory: bool = False,
     ) -> LocalCluster:
         storage = ("--in-memory",) if in_memory else ()
-        cluster = LocalCluster(tmp_path, secondaries or {"s1": (), "s2": ()}, master_argv, storage)
+        cluster = LocalCluster(
+            tmp_path / f"cluster{len(made)}", secondaries or {"s1": (), "s2": ()}, master_argv, storage
+        )
         made.append(cluster)
         return cluster
 
