@@ -65,7 +65,7 @@ def build_parser(role: str) -> argparse.ArgumentParser:
     _flag(parser, "--fsync", str, "always", "always | interval | never: when entries reach the disk")
     _flag(parser, "--fsync-interval", float, 0.005, "seconds between fsyncs with --fsync interval")
     _flag(parser, "--cluster-secret", str, None, "shared token internal endpoints require")
-    _flag(parser, "--threads", int, 64, "HTTP worker threads (each waiting writer holds one)")
+    _flag(parser, "--threads", int, 128, "HTTP worker threads (each waiting writer holds one)")
     _flag(parser, "--max-body-bytes", int, 8 * 1024 * 1024, "largest accepted request body")
     _flag(parser, "--cpu", int, None, "pin this node's threads to one CPU (opt-in; faster on 2 cores)")
     _flag(parser, "--log-level", str, "INFO", "DEBUG | INFO | WARNING | ERROR")

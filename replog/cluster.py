@@ -80,6 +80,10 @@ class NodeProcess:
         return self.spec.url
 
     @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    @property
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 

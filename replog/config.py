@@ -17,7 +17,7 @@ from replog.health import HealthPolicy
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8000  # 0 picks a free port
-    threads: int = 64  # waitress workers: blocked writers hold one each
+    threads: int = 128  # waitress workers: blocked writers hold one each
     reserved_threads: int = 8  # never given to waiting writers, so reads and /health stay fast
     connection_limit: int = 1000
     max_body_bytes: int = 8 * 1024 * 1024

@@ -1,0 +1,1 @@
+"""Benchmark (not a test): `python -m replog.bench` starts its own cluster and prints numbers."""
