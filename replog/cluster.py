@@ -70,6 +70,7 @@ class NodeProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self.paused = False
         self.starts = 0
+        self._down_on_purpose = False
 
     @property
     def name(self) -> str:
@@ -104,6 +105,7 @@ class NodeProcess:
             start_new_session=True,  # a Ctrl-C to the runner must not reach the nodes first
         )
         self.paused = False
+        self._down_on_purpose = False
         self.starts += 1
         log.info("node started node=%s pid=%d url=%s", self.name, self._proc.pid, self.url)
 
@@ -114,6 +116,7 @@ class NodeProcess:
         self._proc.send_signal(signal.SIGKILL)
         self._proc.wait()
         self.paused = False
+        self._down_on_purpose = True
         log.info("node killed node=%s", self.name)
 
     def pause(self) -> None:
@@ -146,3 +149,10 @@ class NodeProcess:
 
     def exit_code(self) -> int | None:
         return None if self._proc is None else self._proc.poll()
+
+    def died_unexpectedly(self) -> int | None:
+        """The exit code if the node exited without being killed by us (a crash, or a stray
+        signal from outside the run); None while it runs or is down on purpose."""
+        if self._proc is None or self._down_on_purpose:
+            return None
+        return self._proc.poll()

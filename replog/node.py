@@ -22,6 +22,7 @@ from replog.actors.link import SecondaryLink, WakeSignal
 from replog.actors.threads import Ticker, tell_quietly
 from replog.config import MasterConfig, SecondaryConfig, StorageConfig
 from replog.disk import DiskStore, FsyncPolicy
+from replog.errors import Overloaded, ShuttingDown
 from replog.logs import node_logger
 from replog.store import MemoryStore, Store
 from replog.transport import HttpPeer, Transport
@@ -130,15 +131,23 @@ class MasterNode:
         return f"http://{self.config.server.host}:{self.server.port}"
 
     def health(self) -> dict[str, Any]:
-        gate: dict[str, Any] = self.gate.ask(Snapshot(), block=True, timeout=2.0)
-        beats: Mapping[str, dict[str, Any]] = self.monitor.ask(DescribeHealth(), block=True, timeout=2.0)
+        """Asks every actor at once, then gathers; 503 while the node is shutting down."""
+        try:
+            gate_future = self.gate.ask(Snapshot(), block=False)
+            beats_future = self.monitor.ask(DescribeHealth(), block=False)
+            link_futures = {url: link.ask(DescribeLink(), block=False) for url, link in self.links.items()}
+            gate: dict[str, Any] = gate_future.get(timeout=2.0)
+            beats: Mapping[str, dict[str, Any]] = beats_future.get(timeout=2.0)
+            links: dict[str, dict[str, Any]] = {url: f.get(timeout=2.0) for url, f in link_futures.items()}
+        except pykka.ActorDeadError:
+            raise ShuttingDown("node is shutting down") from None
+        except pykka.Timeout:
+            raise Overloaded("the node's actors did not answer within 2 s", retry_after_s=1) from None
         stored = self.store.stored_seq
-        secondaries = []
-        for url, link in self.links.items():
-            state: dict[str, Any] = link.ask(DescribeLink(), block=True, timeout=2.0)
-            secondaries.append(
-                {"url": url, **beats[url], **state, "lag": max(0, stored - state["acked_seq"])}
-            )
+        secondaries = [
+            {"url": url, **beats[url], **state, "lag": max(0, stored - state["acked_seq"])}
+            for url, state in links.items()
+        ]
         return {
             "role": "master",
             "name": self.config.name,
