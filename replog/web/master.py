@@ -87,6 +87,8 @@ class Appender:
                 return future.get(timeout=wait_s)
             except pykka.Timeout:
                 pass
+            except ShuttingDown:
+                raise ShuttingDown("node is shutting down; the entry is stored", seq=seq) from None
             if deadline is not None and time.monotonic() >= deadline:
                 self._gate.tell(Cancel(future))
                 acks = self._ask_acks(seq)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -27,7 +28,9 @@ class HttpServer:
             threads=config.threads,
             connection_limit=config.connection_limit,
             channel_request_lookahead=1,  # lets a waiting writer notice that its client hung up
-            max_request_body_size=config.max_body_bytes * 2,  # our own check answers first, in JSON
+            # Far above our own limit, so that our check answers oversized bodies, in JSON; waitress
+            # answers only past this (in text/plain), and spools big bodies to disk, not memory.
+            max_request_body_size=max(1 << 30, config.max_body_bytes * 2),
             asyncore_loop_timeout=0.2,
             expose_tracebacks=False,
             ident="replog",
@@ -62,6 +65,8 @@ class HttpServer:
             getattr(ch, "total_outbufs_len", 0) for ch in list(server._map.values())
         ):
             time.sleep(0.01)  # bounded wait for answers to reach their sockets
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        # The loop may run this thunk (which closes the trigger too) before the wake-up byte is written.
+        with contextlib.suppress(OSError):
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
         if not self._done.wait(timeout_s) and self._thread is not None:
             log.warning("http server loop did not stop within %.1fs", timeout_s)

@@ -20,15 +20,13 @@ from replog.disk import CorruptLog, DataDirInUseError, DiskStore, FsyncPolicy, S
 from replog.errors import LogConflict, LogIdMismatch, ShuttingDown
 from replog.store import MemoryStore, Store
 from replog.wire import Entry
+from tests.conftest import wait_for as shared_wait_for
 
 WAIT_S = 5.0
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        time.sleep(0.001)
+    shared_wait_for(condition, timeout_s)
 
 
 class Opener:

@@ -1,0 +1,237 @@
+"""The secondary link: handshake, batches in order, one in flight, retries with backoff, catch-up."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import pykka
+import pytest
+
+from replog.actors.gate import Acked
+from replog.actors.link import Describe, NodeStatus, Probed, SecondaryLink, Wake, WakeSignal
+from replog.backoff import BackoffPolicy
+from replog.config import LinkConfig
+from replog.health import Status
+from replog.store import MemoryStore
+
+from .fakes import FakeTransport, Recorder, received
+
+WaitFor = Callable[..., Any]  # the `wait_for` fixture
+URL = "http://s1"
+FAST = BackoffPolicy(base_s=0.001, cap_s=0.005)
+SLOW = BackoffPolicy(base_s=30.0, cap_s=30.0)  # a timer would take 15..30 s: only a test's action ends it
+
+
+@dataclass
+class Harness:
+    store: MemoryStore
+    transport: FakeTransport
+    gate: pykka.ActorRef[Any]
+    link: pykka.ActorRef[Any]
+
+    def describe(self) -> dict[str, Any]:
+        return cast(dict[str, Any], self.link.ask(Describe(), timeout=5.0))
+
+    def acks(self) -> list[int]:
+        return [m.seq for m in received(self.gate, Acked)]
+
+    def connect(self, wait_for: WaitFor, messages: list[str]) -> None:
+        """Store the first messages and wait until the handshake and their batch are acked."""
+        self.store.append(messages)
+        wait_for(lambda: self.acks() == [0, len(messages)])
+        assert self.transport.batches() == [[], list(range(1, len(messages) + 1))]
+
+
+@pytest.fixture
+def start_link() -> Callable[..., Harness]:
+    def start(backoff: BackoffPolicy = FAST, **config: Any) -> Harness:
+        store = MemoryStore("log-1")
+        transport = FakeTransport()
+        gate = Recorder.start()
+        wake = WakeSignal()
+        link = SecondaryLink.start("m", URL, store, transport, gate, LinkConfig(backoff=backoff, **config),
+                                   random.Random(0), wake)
+        wake.bind(link)
+        store.set_listener(lambda _seq: wake())
+        return Harness(store, transport, gate, link)
+
+    return start
+
+
+def test_first_contact_is_an_empty_handshake_then_one_batch(start_link: Callable[..., Harness],
+                                                            wait_for: WaitFor) -> None:
+    h = start_link()
+    h.store.append(["a", "b", "c"])
+    wait_for(lambda: h.acks() == [0, 3])
+    h.store.append(["d", "e"])
+    wait_for(lambda: h.acks() == [0, 3, 5])
+    assert h.transport.batches() == [[], [1, 2, 3], [4, 5]]
+    assert h.transport.messages() == ["a", "b", "c", "d", "e"]
+    assert all(b["log_id"] == "log-1" for b in h.transport.bodies)
+    assert h.describe() == {"acked_seq": 5, "replication": "idle", "attempt": 0, "last_error": None,
+                            "resent_entries": 0}
+
+
+def test_handshake_with_a_secondary_that_holds_a_prefix_sends_only_the_rest(
+        start_link: Callable[..., Harness], wait_for: WaitFor) -> None:
+    h = start_link()
+    h.store.append(["a", "b", "c"])
+    h.transport.store.apply("log-1", h.store.read(1, 2))  # it held 1..2 from an earlier run
+    wait_for(lambda: h.acks() == [2, 3])
+    assert h.transport.batches() == [[], [3]]
+
+
+def test_batches_are_capped_in_count(start_link: Callable[..., Harness], wait_for: WaitFor) -> None:
+    h = start_link(batch_max_entries=2)
+    h.store.append(["a", "b", "c", "d", "e"])
+    wait_for(lambda: h.transport.store.stored_seq == 5)
+    assert h.transport.batches() == [[], [1, 2], [3, 4], [5]]
+
+
+def test_one_batch_in_flight_at_a_time(start_link: Callable[..., Harness], wait_for: WaitFor) -> None:
+    h = start_link()
+    h.connect(wait_for, ["a"])
+    h.transport.hold()
+    h.store.append(["b"])
+    wait_for(lambda: h.transport.in_flight == 1)
+    for message in ["c", "d", "e"]:
+        h.store.append([message])
+        h.link.tell(Wake())
+    assert h.describe()["replication"] == "sending"  # every wake above is handled by now
+    assert h.transport.batches()[2:] == [[2]]
+    h.transport.release()
+    wait_for(lambda: h.acks()[-1:] == [5])
+    assert h.transport.batches()[2:] == [[2], [3, 4, 5]]
+    assert h.transport.max_in_flight == 1
+
+
+def test_retries_the_same_batch_after_answered_failures_with_backoff(
+        start_link: Callable[..., Harness], wait_for: WaitFor) -> None:
+    backoff = BackoffPolicy(base_s=0.04, cap_s=0.04)
+    h = start_link(backoff=backoff)
+    h.link.tell(NodeStatus(Status.HEALTHY))
+    h.connect(wait_for, ["a"])
+    h.transport.fail(2, answered=True)  # e.g. HTTP 500 after applying
+    h.store.append(["b", "c"])
+    wait_for(lambda: h.acks()[-1:] == [3])
+    assert h.transport.batches()[2:] == [[2, 3]] * 3
+    gaps = [later - earlier for earlier, later in itertools.pairwise(h.transport.call_times[2:])]
+    assert all(gap >= backoff.base_s / 2 for gap in gaps), gaps  # never an immediate retry
+    assert h.describe()["attempt"] == 0
+    assert h.describe()["resent_entries"] == 4
+
+
+def test_unanswered_failure_handshakes_again_before_resending(start_link: Callable[..., Harness],
+                                                              wait_for: WaitFor) -> None:
+    h = start_link()
+    h.connect(wait_for, ["a"])
+    h.transport.fail(1, answered=False, detail="ConnectionRefusedError")  # it may have restarted
+    h.store.append(["b"])
+    wait_for(lambda: h.acks()[-1:] == [2] and len(h.transport.bodies) == 5)
+    assert h.transport.batches()[2:] == [[2], [], [2]]
+
+
+def test_failure_state_is_described(start_link: Callable[..., Harness], wait_for: WaitFor) -> None:
+    h = start_link(backoff=SLOW)
+    h.transport.fail(1, detail="HTTP 500: injected")
+    h.store.append(["a"])
+    wait_for(lambda: h.describe()["replication"] == "backing_off")
+    state = h.describe()
+    assert state["attempt"] == 1
+    assert state["last_error"] == "HTTP 500: injected"
+    assert state["acked_seq"] == 0
+
+
+def test_healthy_again_retries_at_once(start_link: Callable[..., Harness], wait_for: WaitFor) -> None:
+    h = start_link(backoff=SLOW)
+    h.connect(wait_for, ["a"])
+    h.transport.fail(1)
+    h.store.append(["b"])
+    wait_for(lambda: h.describe()["replication"] == "backing_off")
+    h.link.tell(NodeStatus(Status.SUSPECTED))  # not a reason to retry
+    assert h.describe()["replication"] == "backing_off"
+    assert len(h.transport.bodies) == 3
+    h.link.tell(NodeStatus(Status.HEALTHY))
+    wait_for(lambda: h.acks()[-1:] == [2], timeout_s=3.0)
+    assert h.transport.batches()[2:] == [[2], [2]]
+
+
+def test_resends_from_a_lower_acked_seq_when_the_secondary_lost_its_log(
+        start_link: Callable[..., Harness], wait_for: WaitFor) -> None:
+    h = start_link()
+    h.connect(wait_for, ["a", "b", "c"])
+    h.transport.lose_log()
+    h.store.append(["d"])
+    wait_for(lambda: h.acks() == [0, 3, 0, 4])  # it answered 0 for seq 4, then got 1..4
+    assert h.transport.batches()[2:] == [[4], [1, 2, 3, 4]]
+    assert h.transport.messages() == ["a", "b", "c", "d"]
+    assert h.describe()["resent_entries"] == 4
+
+
+def test_restarted_secondary_gets_the_whole_log_after_a_handshake(start_link: Callable[..., Harness],
+                                                                  wait_for: WaitFor) -> None:
+    h = start_link()
+    h.connect(wait_for, ["a", "b"])
+    h.transport.lose_log()
+    h.transport.fail(1, answered=False, detail="ConnectionRefusedError")
+    h.store.append(["c"])
+    wait_for(lambda: h.acks()[-1:] == [3])
+    assert h.transport.batches()[2:] == [[3], [], [1, 2, 3]]
+    assert h.transport.messages() == ["a", "b", "c"]
+
+
+def test_probe_showing_a_lost_log_triggers_a_resend(start_link: Callable[..., Harness],
+                                                    wait_for: WaitFor) -> None:
+    h = start_link()
+    h.connect(wait_for, ["a", "b"])
+    h.transport.lose_log()
+    h.link.tell(Probed(0))
+    wait_for(lambda: h.acks() == [0, 2, 0, 2])
+    assert h.transport.batches()[2:] == [[1, 2]]
+    assert h.transport.messages() == ["a", "b"]
+
+
+def test_probe_during_a_send_is_ignored(start_link: Callable[..., Harness], wait_for: WaitFor) -> None:
+    h = start_link()
+    h.connect(wait_for, ["a"])
+    h.transport.hold()
+    h.store.append(["b"])
+    wait_for(lambda: h.transport.in_flight == 1)
+    h.link.tell(Probed(0))
+    assert h.describe()["replication"] == "sending"
+    h.transport.release()
+    wait_for(lambda: h.acks()[-1:] == [2])
+    assert h.transport.batches()[2:] == [[2]]
+    assert h.acks() == [0, 1, 2]
+
+
+def test_refused_batch_backs_off_the_full_cap(start_link: Callable[..., Harness], wait_for: WaitFor) -> None:
+    backoff = BackoffPolicy(base_s=0.001, cap_s=0.2)
+    h = start_link(backoff=backoff)
+    h.link.tell(NodeStatus(Status.HEALTHY))
+    h.connect(wait_for, ["a"])
+    h.transport.fail(1, refused=True, detail="HTTP 409: log_conflict")
+    h.store.append(["b"])
+    wait_for(lambda: h.acks()[-1:] == [2])
+    assert h.transport.batches()[2:] == [[2], [2]]
+    first, second = h.transport.call_times[2:]
+    assert second - first >= backoff.cap_s / 2  # a 4xx is not retried at the base delay
+    assert h.describe()["last_error"] is None
+
+
+def test_nothing_is_sent_while_nothing_is_stored(start_link: Callable[..., Harness]) -> None:
+    h = start_link()
+    h.link.tell(Wake())
+    h.link.tell(NodeStatus(Status.HEALTHY))
+    assert h.describe()["replication"] == "idle"
+    assert h.transport.bodies == []
+
+
+def test_stop_closes_the_transport(start_link: Callable[..., Harness]) -> None:
+    h = start_link()
+    h.link.stop(timeout=5.0)
+    assert h.transport.closed

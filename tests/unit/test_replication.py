@@ -1,0 +1,103 @@
+"""The link's replication state machine: one batch in flight, retries, acked seq going down."""
+
+from __future__ import annotations
+
+import pytest
+
+from replog.replication import LinkState, Phase
+
+
+def test_a_new_link_does_not_know_the_secondary_yet() -> None:
+    state = LinkState()
+    assert state.known is False  # the link's first batch is an empty handshake
+    state.sending()
+    state.succeeded(7)
+    assert (state.acked_seq, state.known) == (7, True)
+
+
+def test_idle_link_sends_from_after_its_acked_seq() -> None:
+    state = LinkState()
+    assert state.next_from(0) is None  # nothing stored
+    assert state.next_from(3) == 1
+    state.sending()
+    assert state.phase is Phase.SENDING
+    assert state.next_from(5) is None  # one batch in flight at a time
+
+
+def test_success_moves_acked_and_returns_to_idle() -> None:
+    state = LinkState()
+    state.sending()
+    state.succeeded(3)
+    assert (state.acked_seq, state.phase, state.attempt) == (3, Phase.IDLE, 0)
+    assert state.next_from(3) is None
+    assert state.next_from(5) == 4
+
+
+def test_sending_twice_is_illegal_and_changes_nothing() -> None:
+    state = LinkState()
+    state.sending()
+    before = LinkState(state.acked_seq, state.known, state.phase, state.attempt, state.last_error)
+    with pytest.raises(AssertionError):
+        state.sending()
+    assert state == before
+
+
+def test_failures_count_attempts_and_block_sending_until_retry_due() -> None:
+    state = LinkState()
+    state.sending()
+    assert state.failed("boom", answered=True) == 1
+    assert state.phase is Phase.BACKING_OFF
+    assert state.last_error == "boom"
+    assert state.next_from(5) is None
+    assert state.retry_due() is True
+    assert state.retry_due() is False  # already idle
+    state.sending()
+    assert state.failed("again", answered=True) == 2
+    state.retry_due()
+    state.sending()
+    state.succeeded(5)
+    assert state.attempt == 0
+    assert state.last_error is None
+
+
+def test_only_an_unanswered_failure_forgets_the_acked_seq() -> None:
+    state = LinkState()
+    state.sending()
+    state.succeeded(3)
+    state.sending()
+    state.failed("HTTP 500", answered=True)
+    assert state.known is True
+    state.retry_due()
+    state.sending()
+    state.failed("connection refused", answered=False)  # it may have restarted empty
+    assert state.known is False
+    assert state.acked_seq == 3
+    state.retry_due()
+    state.sending()
+    state.failed("HTTP 500", answered=True)
+    assert state.known is False  # an answer to a failed handshake teaches nothing
+
+
+def test_retry_due_when_not_backing_off_is_ignored() -> None:
+    state = LinkState()
+    state.sending()
+    assert state.retry_due() is False
+    assert state.phase is Phase.SENDING
+
+
+def test_lower_acked_seq_resends_from_there() -> None:
+    state = LinkState(acked_seq=10)
+    state.sending()
+    state.succeeded(0)  # the secondary restarted empty
+    assert state.next_from(11) == 1
+
+
+def test_probe_adopts_acked_seq_only_when_nothing_is_in_flight() -> None:
+    state = LinkState(acked_seq=4)
+    assert state.probed(4) is False
+    assert state.known is True  # confirmed, though unchanged
+    assert state.probed(2) is True
+    assert state.acked_seq == 2
+    state.sending()
+    assert state.probed(0) is False
+    assert state.acked_seq == 2

@@ -1,0 +1,113 @@
+"""Parallel clients: waiting writers hold only their own threads; past the cap, 503 at once."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+
+from .conftest import HTTP_TIMEOUT_S, Cluster, server
+
+FAST_S = 1.0  # "well under": these answer in milliseconds on an idle machine
+
+
+class Writers:
+    """Many w=3 clients posting at once, each on its own thread with its own connection."""
+
+    def __init__(self, cluster: Cluster, count: int, w: int = 3) -> None:
+        self.responses: list[requests.Response | None] = [None] * count
+        self._threads = [threading.Thread(target=self._post, args=(cluster, i, w), daemon=True)
+                         for i in range(count)]
+        for thread in self._threads:
+            thread.start()
+
+    def _post(self, cluster: Cluster, index: int, w: int) -> None:
+        body = {"message": f"w{index}", "w": w}
+        url = cluster.url + "/messages"
+        self.responses[index] = requests.post(url, json=body, timeout=HTTP_TIMEOUT_S + 5)
+
+    def join(self, timeout_s: float = 10.0) -> list[requests.Response]:
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        done = [r for r in self.responses if r is not None]
+        assert len(done) == len(self.responses), "some writers never got an answer"
+        return done
+
+
+def timed(call: Any) -> tuple[float, requests.Response]:
+    started = time.monotonic()
+    response = call()
+    return time.monotonic() - started, response
+
+
+@contextlib.contextmanager
+def cluster_with(**server_changes: Any) -> Iterator[Cluster]:
+    c = Cluster(server=server(**server_changes))
+    try:
+        c.wait_all_healthy()
+        yield c
+    finally:
+        c.close()
+
+
+def test_waiting_writers_do_not_block_others(wait_for: Any) -> None:
+    with cluster_with(threads=48, reserved_threads=8) as cluster:
+        cluster.stop_secondary(1)
+        writers = Writers(cluster, 30)
+        wait_for(lambda: cluster.health()["waiting_writers"] == 30, timeout_s=10.0)
+
+        elapsed, response = timed(lambda: cluster.post({"message": "quick", "w": 1}))
+        assert response.status_code == 201
+        assert elapsed < FAST_S
+        elapsed, response = timed(lambda: requests.get(cluster.url + "/messages", timeout=HTTP_TIMEOUT_S))
+        assert response.status_code == 200
+        assert len(response.json()["messages"]) == 31
+        assert elapsed < FAST_S
+        elapsed, response = timed(lambda: requests.get(cluster.url + "/health", timeout=HTTP_TIMEOUT_S))
+        assert response.status_code == 200
+        assert response.json()["waiting_writers"] == 30
+        assert elapsed < FAST_S
+        elapsed, response = timed(lambda: cluster.post({"message": "quick-w2", "w": 2}))
+        assert response.status_code == 201
+        assert elapsed < FAST_S
+
+        cluster.restart_secondary(1)
+        answers = writers.join()
+        assert [r.status_code for r in answers] == [201] * 30
+        assert all(r.json()["acks"] == 3 for r in answers)
+        master = cluster.messages()
+        assert all(master[r.json()["seq"] - 1] == r.json()["message"] for r in answers)
+        wait_for(lambda: cluster.messages(1) == master)
+        assert len(set(master)) == len(master) == 32
+
+
+def test_past_the_cap_a_writer_is_refused_at_once(wait_for: Any) -> None:
+    with cluster_with(threads=12, reserved_threads=4) as cluster:
+        assert cluster.config.server.max_waiting_writers == 8
+        cluster.stop_secondary(1)
+        writers = Writers(cluster, 8)
+        wait_for(lambda: cluster.health()["waiting_writers"] == 8, timeout_s=10.0)
+        last_seq = cluster.health()["last_seq"]
+
+        elapsed, response = timed(lambda: cluster.post({"message": "one-too-many", "w": 3}))
+        assert response.status_code == 503
+        assert response.json()["error"] == "overloaded"
+        assert response.json()["detail"]
+        assert int(response.headers["Retry-After"]) >= 1
+        assert elapsed < FAST_S
+        assert cluster.health()["last_seq"] == last_seq  # refused before storing: no seq consumed
+        elapsed, response = timed(lambda: requests.get(cluster.url + "/messages", timeout=HTTP_TIMEOUT_S))
+        assert response.status_code == 200
+        assert elapsed < FAST_S
+
+        cluster.restart_secondary(1)
+        assert [r.status_code for r in writers.join()] == [201] * 8
+        assert "one-too-many" not in cluster.messages()
+        response = cluster.post({"message": "room-again", "w": 3})
+        assert response.status_code == 201
+        assert response.json()["seq"] == last_seq + 1
