@@ -31,7 +31,6 @@ class HttpServer:
             # Far above our own limit, so that our check answers oversized bodies, in JSON; waitress
             # answers only past this (in text/plain), and spools big bodies to disk, not memory.
             max_request_body_size=max(1 << 30, config.max_body_bytes * 2),
-            asyncore_loop_timeout=0.2,
             expose_tracebacks=False,
             ident="replog",
         )
