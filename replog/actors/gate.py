@@ -13,6 +13,7 @@ from typing import Any
 
 import pykka
 
+from replog.actors.base import ReplogActor
 from replog.errors import ShuttingDown
 from replog.health import Status
 from replog.logs import node_logger
@@ -75,7 +76,7 @@ class QuorumView:
             self._writable.clear()
 
 
-class QuorumGate(pykka.ThreadingActor):
+class QuorumGate(ReplogActor):
     def __init__(self, node: str, secondaries: Sequence[str], view: QuorumView) -> None:
         super().__init__()
         self._log = node_logger(__name__, node)
@@ -89,14 +90,7 @@ class QuorumGate(pykka.ThreadingActor):
     def _writable(self) -> bool:
         return is_writable(self._statuses.values(), self._tracker.node_count)
 
-    def on_receive(self, message: Any) -> Any:
-        try:
-            return self._handle(message)
-        except Exception:
-            self._log.exception("gate failed on message=%r", message)
-            return None
-
-    def _handle(self, message: Any) -> Any:
+    def handle(self, message: Any) -> Any:
         match message:
             case Register(seq, w, future):
                 self._live.add(future)

@@ -15,6 +15,7 @@ from typing import Any
 import pykka
 
 from replog import health
+from replog.actors.base import ReplogActor
 from replog.actors.gate import HealthChanged
 from replog.actors.link import NodeStatus, Probed
 from replog.actors.threads import Worker, tell_quietly
@@ -50,7 +51,7 @@ class _Watched:
     problem: str | None = None  # the last probe's error
 
 
-class HeartbeatMonitor(pykka.ThreadingActor):
+class HeartbeatMonitor(ReplogActor):
     def __init__(
         self,
         node: str,
@@ -81,17 +82,14 @@ class HeartbeatMonitor(pykka.ThreadingActor):
                 watched.prober.stop()
             watched.transport.close()
 
-    def on_receive(self, message: Any) -> Any:
-        try:
-            match message:
-                case Tick():
-                    self._tick()
-                case ProbeDone(url, result, error):
-                    self._probe_done(url, result, error)
-                case Describe():
-                    return self._describe()
-        except Exception:
-            self._log.exception("heartbeat failed on message=%r", message)
+    def handle(self, message: Any) -> Any:
+        match message:
+            case Tick():
+                self._tick()
+            case ProbeDone(url, result, error):
+                self._probe_done(url, result, error)
+            case Describe():
+                return self._describe()
         return None
 
     def _tick(self) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import pykka
 
 from replog import backoff
+from replog.actors.base import ReplogActor
 from replog.actors.gate import Acked
 from replog.actors.threads import Worker, tell_quietly
 from replog.config import LinkConfig
@@ -82,7 +83,7 @@ class WakeSignal:
         self._pending.clear()
 
 
-class SecondaryLink(pykka.ThreadingActor):
+class SecondaryLink(ReplogActor):
     def __init__(
         self,
         node: str,
@@ -114,14 +115,7 @@ class SecondaryLink(pykka.ThreadingActor):
         self._sender.stop()
         self._transport.close()
 
-    def on_receive(self, message: Any) -> Any:
-        try:
-            return self._handle(message)
-        except Exception:
-            self._log.exception("link failed on message=%r secondary=%s", message, self._url)
-            return None
-
-    def _handle(self, message: Any) -> Any:
+    def handle(self, message: Any) -> Any:
         match message:
             case Wake():
                 self._wake.taken()
