@@ -26,14 +26,13 @@ import logging
 import os
 import threading
 import time
-from array import array
-from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from replog import records
-from replog.errors import ReplogError, ShuttingDown
-from replog.log import OrderedLog, cap_bytes
+from replog.diskprefix import DiskPrefix, StorageError, pread_all, pwrite_all
+from replog.errors import ShuttingDown
+from replog.log import OrderedLog
 from replog.records import CorruptLog as CorruptLog  # noqa: PLC0414 -- re-exported
 from replog.store import StoredListener
 from replog.wire import Entry
@@ -54,129 +53,8 @@ class FsyncPolicy(enum.Enum):
     NEVER = "never"
 
 
-class StorageError(ReplogError):
-    """A write or fsync of the log failed: the store accepts nothing more until restarted."""
-
-    status = 500
-    code = "storage_error"
-
-
 class DataDirInUseError(Exception):
     """Another process holds this data directory: two writers would interleave records."""
-
-
-class DiskPrefix:
-    """A `Prefix` in one append-only file: an offset per entry, the newest entries cached, older pread.
-
-    One writer at a time (the store lock) pwrites, then publishes offsets under `_mem`; readers copy
-    what they need under `_mem` and pread outside it, so a read never waits for a write or an fsync.
-    """
-
-    def __init__(
-        self, path: Path, fd: int, *, offsets: array[int], end: int, tail: list[Entry], cache_entries: int
-    ) -> None:
-        self.path = path
-        self.fd = fd
-        self.failure: str | None = None
-        self._offsets = offsets  # 8 bytes per entry: offsets[i] is where seq i+1 starts
-        self._end = end
-        self._tail = tail
-        self._tail_first = len(offsets) - len(tail) + 1
-        self._cache_entries = cache_entries
-        self._mem = threading.Condition()
-        self._readers = 0
-        self._closed = False
-
-    def __len__(self) -> int:
-        return len(self._offsets)
-
-    def get(self, seq: int) -> Entry:
-        return self.read(seq, 1, 1)[0]
-
-    def extend(self, entries: Sequence[Entry]) -> None:
-        """Write records at the end (no fsync), then make them readable."""
-        if self.failure is not None:
-            raise StorageError(self.failure)
-        blob, starts = records.encode_batch(entries)
-        try:
-            _pwrite_all(self.fd, blob, self._end)
-        except OSError as exc:
-            self._undo_write(exc)
-        with self._mem:
-            self._offsets.extend(self._end + start for start in starts)
-            self._end += len(blob)
-            self._tail.extend(entries)
-            excess = len(self._tail) - self._cache_entries
-            if excess > self._cache_entries // 4:  # trim in steps: amortised O(1) per entry
-                del self._tail[:excess]
-                self._tail_first += excess
-
-    def _undo_write(self, exc: OSError) -> None:
-        """Cut a partial write off, so later records never follow garbage; else stop for good."""
-        detail = f"writing {self.path} at offset {self._end} failed: {exc}"
-        try:
-            os.ftruncate(self.fd, self._end)
-        except OSError as again:
-            self.failure = f"{detail}; cutting the partial write off failed too: {again}"
-            log.error("log store broken file=%s offset=%d error=%s", self.path, self._end, again)
-            raise StorageError(self.failure) from exc
-        raise StorageError(detail) from exc
-
-    def read(self, from_seq: int, max_count: int, max_bytes: int) -> list[Entry]:
-        with self._mem:
-            if self._closed:
-                raise ShuttingDown(f"the log store at {self.path.parent} is closed")
-            last = min(from_seq + max_count - 1, len(self._offsets))
-            if from_seq < 1 or last < from_seq:
-                return []
-            top = self._tail_first
-            cached = self._tail[max(from_seq, top) - top : last - top + 1] if last >= top else []
-            disk_last = min(last, top - 1)
-            if disk_last < from_seq:
-                return cap_bytes(cached, max_bytes)
-            start, stop = self._offsets[from_seq - 1], self._offset_after(disk_last)
-            limit = start + 4 * max_bytes  # a record is at most 4x what cap_bytes charges its entry
-            if stop > limit:
-                disk_last = max(from_seq, bisect_right(self._offsets, limit, from_seq, disk_last) - 1)
-                stop, cached = self._offset_after(disk_last), []
-            self._readers += 1
-        try:
-            data = _pread_all(self.fd, stop - start, start)
-        finally:
-            with self._mem:
-                self._readers -= 1
-                self._mem.notify_all()
-        return cap_bytes(records.decode_run(data, from_seq, start, self.path) + cached, max_bytes)
-
-    def _offset_after(self, seq: int) -> int:
-        return self._offsets[seq] if seq < len(self._offsets) else self._end
-
-    def close(self) -> None:
-        """Wait for reads in progress, then close the file."""
-        with self._mem:
-            if self._closed:
-                return
-            self._closed = True
-            while self._readers:
-                self._mem.wait()
-        os.close(self.fd)
-
-
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view, offset = view[written:], offset + written
-
-
-def _pread_all(fd: int, size: int, offset: int) -> bytes:
-    data = os.pread(fd, size, offset)
-    while len(data) < size:
-        more = os.pread(fd, size - len(data), offset + len(data))
-        if not more:
-            raise OSError(f"short read at offset {offset}: {len(data)} of {size} bytes")
-        data += more
-    return data
 
 
 class DiskStore:
@@ -399,7 +277,7 @@ def _recover(
             log_id = new_log_id
         cached = min(count, cache_entries)
         start = found.offsets[count - cached] if cached else found.end
-        tail = records.decode_run(_pread_all(fd, found.end - start, start), count - cached + 1, start, path)
+        tail = records.decode_run(pread_all(fd, found.end - start, start), count - cached + 1, start, path)
         return DiskPrefix(
             path, fd, offsets=found.offsets, end=found.end, tail=tail, cache_entries=cache_entries
         ), log_id
@@ -430,7 +308,7 @@ def _write_meta(data_dir: Path, log_id: str) -> None:
     tmp = data_dir / (META_FILE + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
-        _pwrite_all(fd, json.dumps({"format": FORMAT_VERSION, "log_id": log_id}).encode(), 0)
+        pwrite_all(fd, json.dumps({"format": FORMAT_VERSION, "log_id": log_id}).encode(), 0)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -1,6 +1,6 @@
 """A short fault run against a real local cluster: every fault kind, a fixed seed, a clean verdict.
 
-Slow (about a minute) and multi-process, so it only runs with `-m chaos`.
+Slow (about a minute) and multi-process; part of the default suite and of CI (`-m "not chaos"` skips it).
 """
 
 from __future__ import annotations
