@@ -51,7 +51,7 @@ def _switch(parser: argparse.ArgumentParser, flag: str, help_text: str) -> None:
 
 
 def _urls(raw: str) -> tuple[str, ...]:
-    return tuple(u.strip().rstrip("/") for u in raw.split(",") if u.strip())
+    return tuple(u.strip() for u in raw.split(",") if u.strip())  # kept as given: /health shows them
 
 
 def build_parser(role: str) -> argparse.ArgumentParser:

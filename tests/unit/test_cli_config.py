@@ -1,0 +1,36 @@
+"""Flags and their env twins become config; the secondary URLs stay exactly as configured."""
+
+from __future__ import annotations
+
+import pytest
+
+from replog.cli import build_parser, master_config, secondary_config
+
+
+def test_secondary_urls_are_kept_exactly_as_given() -> None:
+    args = build_parser("master").parse_args(
+        ["--secondaries", "http://a:8001/, http://b:8002", "--in-memory"]
+    )
+    assert master_config(args).secondaries == ("http://a:8001/", "http://b:8002")
+
+
+def test_env_twin_is_the_default_and_a_flag_beats_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REPLOG_HEARTBEAT_INTERVAL", "0.25")
+    monkeypatch.setenv("REPLOG_SECONDARIES", "http://s1:8000")
+    config = master_config(build_parser("master").parse_args([]))
+    assert config.heartbeat_interval_s == 0.25 and config.secondaries == ("http://s1:8000",)
+    config = master_config(build_parser("master").parse_args(["--heartbeat-interval", "2"]))
+    assert config.heartbeat_interval_s == 2.0
+
+
+def test_durable_by_default_with_a_directory_per_node_name() -> None:
+    config = secondary_config(build_parser("secondary").parse_args(["--name", "s7"]))
+    assert config.storage.data_dir is not None and config.storage.data_dir.name == "s7"
+    assert config.storage.fsync == "always"
+    memory = secondary_config(build_parser("secondary").parse_args(["--in-memory"]))
+    assert memory.storage.data_dir is None
+
+
+def test_fault_flags_are_validated() -> None:
+    with pytest.raises(ValueError, match="error rate"):
+        secondary_config(build_parser("secondary").parse_args(["--error-rate", "1.5"]))
