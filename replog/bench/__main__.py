@@ -65,9 +65,9 @@ class BenchCluster:
         return float("nan")
 
 
-def _row(name: str, r: LoadResult) -> dict[str, Any]:
+def _row(name: str, r: LoadResult, w: int) -> dict[str, Any]:
     return {
-        "scenario": name,
+        "scenario": f"{name} w={w}",
         "per_s": round(r.per_s),
         "p50_ms": round(r.percentile(50), 2),
         "p99_ms": round(r.percentile(99), 2),
@@ -83,16 +83,20 @@ def run_once(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     try:
         url = cluster.master.url
-        for w in (1, 2, 3):
-            rows.append(_row(f"sequential w={w}", run_load(url, clients=1, w=w, duration_s=args.seconds)))
-        for clients in (16, 64):
+        wanted = set(args.scenarios.split(","))
+        for clients in (1, 16, 64):
+            if ("sequential" if clients == 1 else "concurrent") not in wanted:
+                continue
             for w in (1, 2, 3):
                 result = run_load(url, clients=clients, w=w, duration_s=args.seconds)
-                rows.append(_row(f"{clients} clients w={w}", result))
-        bulk = run_load(url, clients=4, w=3, batch=100, duration_s=args.seconds)
-        rows.append({**_row("bulk 100/request w=3 (msgs/s)", bulk)})
-        rows.append(catch_up(cluster, args.catch_up))
-        rows.append(memory_and_paging(cluster, args.total))
+                rows.append(_row("sequential" if clients == 1 else f"{clients} clients", result, w))
+        if "bulk" in wanted:
+            bulk = run_load(url, clients=8, w=3, batch=100, duration_s=args.seconds)
+            rows.append(_row("bulk 100/request (msgs/s)", bulk, 3))
+        if "catchup" in wanted:
+            rows.append(catch_up(cluster, args.catch_up))
+        if "memory" in wanted:
+            rows.append(memory_and_paging(cluster, args.total))
     finally:
         cluster.stop()
     return rows
@@ -172,6 +176,11 @@ def main() -> int:
     parser.add_argument("--total", type=int, default=1_000_000, help="log size for the RSS figure")
     parser.add_argument("--fsync", default="always", choices=["always", "interval", "never"])
     parser.add_argument("--pin", action="store_true", help="pin master to CPU 0, secondaries to CPU 1")
+    parser.add_argument(
+        "--scenarios",
+        default="sequential,concurrent,bulk,catchup,memory",
+        help="comma-separated subset of: sequential,concurrent,bulk,catchup,memory",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-results/latest.json"))
     args = parser.parse_args()
     runs = []
