@@ -65,6 +65,13 @@ class PayloadTooLarge(ReplogError):
     code = "payload_too_large"
 
 
+class ClientGone(ReplogError):
+    """The client hung up while waiting for w; nobody reads this answer, but the log says it."""
+
+    status = 499
+    code = "client_closed_request"
+
+
 class ReadOnly(ReplogError):
     """No quorum: the master refuses appends before storing anything."""
 

@@ -16,8 +16,9 @@ import bottle
 import pykka
 
 from replog.actors.gate import AcksFor, Cancel, QuorumView, Register
+from replog.actors.threads import tell_quietly
 from replog.config import MasterConfig
-from replog.errors import Overloaded, ReadOnly, ShuttingDown, WriteConcernTimeout
+from replog.errors import ClientGone, Overloaded, ReadOnly, ShuttingDown, WriteConcernTimeout
 from replog.logs import node_logger
 from replog.store import Store
 from replog.web.common import JsonBottle, add_read_routes, json_errors, read_json_body
@@ -90,7 +91,7 @@ class Appender:
             except ShuttingDown:
                 raise ShuttingDown("node is shutting down; the entry is stored", seq=seq) from None
             if deadline is not None and time.monotonic() >= deadline:
-                self._gate.tell(Cancel(future))
+                tell_quietly(self._gate, Cancel(future))
                 acks = self._ask_acks(seq)
                 self._log.warning("write concern timeout seq=%d w=%d acks=%d", seq, request.w, acks)
                 raise WriteConcernTimeout(
@@ -101,9 +102,9 @@ class Appender:
                     w=request.w,
                 )
             if hung_up():
-                self._gate.tell(Cancel(future))
+                tell_quietly(self._gate, Cancel(future))
                 self._log.info("client hung up while waiting seq=%d w=%d", seq, request.w)
-                raise ShuttingDown("client went away", seq=seq)
+                raise ClientGone("client closed the connection; the entry is stored", seq=seq)
 
     def _ask_acks(self, seq: int) -> int:
         try:
