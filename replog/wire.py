@@ -146,10 +146,23 @@ def _positive_int(value: object, field: str) -> int:
 
 
 def parse_replicate(body: Mapping[str, Any]) -> ReplicateRequest:
-    """Validate a `POST /replicate` batch; entries must come in strictly increasing seq order."""
+    """Validate a `POST /replicate` batch, in either of its two forms.
+
+    Compact (what the master sends): `{"log_id", "first_seq", "messages": [str, ...]}`, a contiguous
+    run, which costs a fraction of the JSON work. General: `{"log_id", "entries": [{"seq",
+    "message"}, ...]}` in strictly increasing seq order.
+    """
     log_id = body.get("log_id")
     if not isinstance(log_id, str) or not log_id:
         raise BadRequest("'log_id' must be a non-empty string")
+    if "messages" in body:
+        first = _positive_int(body.get("first_seq"), "first_seq")
+        messages = body["messages"]
+        if not isinstance(messages, list):
+            raise BadRequest("'messages' must be a list")
+        return ReplicateRequest(
+            log_id, tuple(Entry(first + i, _check_message(m, "messages[]")) for i, m in enumerate(messages))
+        )
     raw = body.get("entries")
     if not isinstance(raw, list):
         raise BadRequest("'entries' must be a list")
@@ -164,5 +177,7 @@ def parse_replicate(body: Mapping[str, Any]) -> ReplicateRequest:
     return ReplicateRequest(log_id, tuple(entries))
 
 
-def encode_batch(log_id: str, entries: Sequence[Entry]) -> bytes:
-    return encode({"log_id": log_id, "entries": [e.to_wire() for e in entries]})
+def encode_batch(log_id: str, first_seq: int, entries: Sequence[Entry]) -> bytes:
+    """The compact form of a contiguous batch starting at first_seq (empty: a handshake)."""
+    assert not entries or entries[0].seq == first_seq, "a batch starts at first_seq"
+    return encode({"log_id": log_id, "first_seq": first_seq, "messages": [e.message for e in entries]})

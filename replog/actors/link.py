@@ -151,7 +151,7 @@ class SecondaryLink(ReplogActor):
             entries = []  # handshake: learn the secondary's acked seq before sending entries
         log_id = self._store.log_id
         assert log_id is not None, "a master store always has a log id"
-        body = encode_batch(log_id, entries)
+        body = encode_batch(log_id, first, entries)
         last = entries[-1].seq if entries else first - 1
         self._resent += max(0, min(last, self._highest_sent) - first + 1)
         self._highest_sent = max(self._highest_sent, last)

@@ -65,7 +65,7 @@ class FakeTransport:
 
     def batches(self) -> list[list[int]]:
         with self._lock:
-            return [[e["seq"] for e in b["entries"]] for b in self.bodies]
+            return [[e.seq for e in parse_replicate(b).entries] for b in self.bodies]
 
     def messages(self) -> list[str]:
         return [e.message for e in self.store.read(1, 1_000_000)]

@@ -156,11 +156,37 @@ def test_decode_object() -> None:
 
 def test_replicate_round_trip() -> None:
     entries = [Entry(1, "a", stored_at=9.0), Entry(2, "b")]
-    body = json.loads(encode_batch("L", entries))
-    assert body == {"log_id": "L", "entries": [{"seq": 1, "message": "a"}, {"seq": 2, "message": "b"}]}
+    body = json.loads(encode_batch("L", 1, entries))
+    assert body == {"log_id": "L", "first_seq": 1, "messages": ["a", "b"]}  # the compact, contiguous form
     request = parse_replicate(body)
     assert request.log_id == "L"
     assert request.entries == (Entry(1, "a"), Entry(2, "b"))  # stored_at is never sent
+
+
+def test_replicate_general_form_is_accepted_too() -> None:
+    body = {"log_id": "L", "entries": [{"seq": 3, "message": "c"}, {"seq": 5, "message": "e"}]}
+    assert parse_replicate(body).entries == (Entry(3, "c"), Entry(5, "e"))
+
+
+def test_handshake_is_an_empty_compact_batch() -> None:
+    body = json.loads(encode_batch("L", 8, []))
+    assert parse_replicate(body).entries == ()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"log_id": "L", "first_seq": 0, "messages": ["a"]},
+        {"log_id": "L", "first_seq": "1", "messages": ["a"]},
+        {"log_id": "L", "messages": ["a"]},
+        {"log_id": "L", "first_seq": 1, "messages": "a"},
+        {"log_id": "L", "first_seq": 1, "messages": ["a", ""]},
+        {"log_id": "L", "first_seq": 1, "messages": ["a", 7]},
+    ],
+)
+def test_bad_compact_batches_are_refused(body: dict[str, object]) -> None:
+    with pytest.raises(BadRequest):
+        parse_replicate(body)
 
 
 def test_replicate_empty_batch_is_allowed() -> None:
