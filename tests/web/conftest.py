@@ -113,11 +113,14 @@ def server(**changes: Any) -> ServerConfig:
     return replace(SMALL_SERVER, **changes)
 
 
-@pytest.fixture
-def cluster() -> Iterator[Cluster]:
+def healthy_cluster() -> Iterator[Cluster]:
+    """A fresh cluster, all secondaries Healthy; closed afterwards even if the test failed."""
     c = Cluster()
     try:
         c.wait_all_healthy()
         yield c
     finally:
         c.close()
+
+
+cluster = pytest.fixture(healthy_cluster, name="cluster")

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
-from .conftest import HTTP_TIMEOUT_S, Cluster
+from .conftest import HTTP_TIMEOUT_S, Cluster, healthy_cluster
 
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    c = Cluster()
-    try:
-        c.wait_all_healthy()
-        yield c
-    finally:
-        c.close()
+# One cluster for the whole module: these tests only add entries and read.
+cluster = pytest.fixture(healthy_cluster, scope="module", name="cluster")
 
 
 def created(response: requests.Response) -> dict[str, Any]:
