@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -15,6 +14,7 @@ from replog.backoff import BackoffPolicy
 from replog.config import LinkConfig, MasterConfig, SecondaryConfig, ServerConfig
 from replog.health import HealthPolicy
 from replog.node import MasterNode, SecondaryNode
+from tests.conftest import wait_for
 
 HTTP_TIMEOUT_S = 10.0
 FAST_LINK = LinkConfig(connect_timeout_s=0.5, replicate_timeout_s=2.0, probe_timeout_s=0.5,
@@ -77,13 +77,10 @@ class Cluster:
     def wait_health(self, condition: Callable[[dict[str, Any]], bool],
                     timeout_s: float = 5.0) -> dict[str, Any]:
         """Poll the master's /health until `condition` holds for one answer; return that answer."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            health = self.health()
-            if condition(health):
-                return health
-            assert time.monotonic() < deadline, f"/health never matched: {health}"
-            time.sleep(0.01)
+        answer: dict[str, Any] = wait_for(
+            lambda: (health := self.health()) and condition(health) and health, timeout_s, "/health matched"
+        )
+        return answer
 
     def wait_status(self, statuses: list[str], timeout_s: float = 5.0) -> dict[str, Any]:
         """Wait until the secondaries show `statuses` and the gate's quorum figures agree."""
