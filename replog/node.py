@@ -60,11 +60,22 @@ class MasterNode:
         self._log = node_logger(__name__, config.name)
         self.store = store if store is not None else open_store(config.storage, uuid.uuid4().hex)
         self._rng = rng or random.Random()
+        self._ticker: Ticker | None = None
+        self.links: dict[str, pykka.ActorRef[Any]] = {}
+        try:
+            self._build(transports, clock, heartbeat)
+        except BaseException:
+            self._abandon()  # e.g. the port is taken: leave no actor thread keeping the process alive
+            raise
+
+    def _build(
+        self, transports: TransportFactory | None, clock: Callable[[], float], heartbeat: bool
+    ) -> None:
+        config = self.config
         self.view = QuorumView()
         self.gate = QuorumGate.start(config.name, config.secondaries, self.view)
         make = transports or self._http_peer
         self._wakers: list[WakeSignal] = []
-        self.links: dict[str, pykka.ActorRef[Any]] = {}
         for url in config.secondaries:
             wake = WakeSignal()
             self.links[url] = SecondaryLink.start(
@@ -91,15 +102,12 @@ class MasterNode:
         self.store.set_listener(self._stored)
         if self.store.stored_seq:
             self._stored(self.store.stored_seq)
-        self._ticker = (
-            Ticker(
+        if heartbeat:
+            self._ticker = Ticker(
                 f"heartbeat-{config.name}",
                 config.heartbeat_interval_s,
                 lambda: tell_quietly(self.monitor, Tick()),
             )
-            if heartbeat
-            else None
-        )
         self.appender = Appender(config, self.store, self.gate, self.view)
         self.server = HttpServer(master_app(config, self.store, self.appender, self.health), config.server)
         self._log.info(
@@ -109,6 +117,17 @@ class MasterNode:
             self.store.log_id,
             self.store.stored_seq,
         )
+
+    def _abandon(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+        for name in ("monitor", "gate"):
+            ref = getattr(self, name, None)
+            if ref is not None:
+                ref.stop()
+        for ref in self.links.values():
+            ref.stop()
+        self.store.close()
 
     def _http_peer(self, url: str) -> Transport:
         link = self.config.link
@@ -188,7 +207,11 @@ class SecondaryNode:
         self.faults = FaultSwitch(config.name, config.faults, rng or random.Random())
         self._stopping = threading.Event()
         app = secondary_app(config, self.store, self.faults, self._stopping)
-        self.server = HttpServer(app, config.server)
+        try:
+            self.server = HttpServer(app, config.server)
+        except BaseException:
+            self.store.close()
+            raise
         self._log.info(
             "secondary ready port=%d log_id=%s acked_seq=%d",
             self.server.port,

@@ -80,3 +80,30 @@ def test_bad_configuration_is_refused_with_a_message(tmp_path: Path) -> None:
         )
         assert done.returncode != 0, args
         assert expected in (done.stdout + done.stderr).decode(), (args, done.stderr)
+
+
+def test_a_node_that_cannot_start_exits_instead_of_hanging(tmp_path: Path) -> None:
+    port = free_port()
+    holder = start(["secondary", f"--port={port}", "--in-memory"], tmp_path / "holder.log")
+    try:
+        poll_until(ReplogClient(f"http://127.0.0.1:{port}", request_timeout_s=1).health, 20)
+        for role, extra in (("master", ["--secondaries=http://127.0.0.1:9"]), ("secondary", [])):
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "replog",
+                    role,
+                    f"--port={port}",
+                    f"--data-dir={tmp_path / role}",
+                    *extra,
+                ],
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
+            assert done.returncode == 1, (role, done.stderr[-500:])
+            assert b"cannot start" in done.stderr, done.stderr[-500:]
+    finally:
+        holder.send_signal(signal.SIGTERM)
+        holder.wait(timeout=10)
