@@ -36,16 +36,6 @@ class Forbidden(ReplogError):
     code = "forbidden"
 
 
-class NotFound(ReplogError):
-    status = 404
-    code = "not_found"
-
-
-class MethodNotAllowed(ReplogError):
-    status = 405
-    code = "method_not_allowed"
-
-
 class LogConflict(ReplogError):
     """The same seq arrived with a different message: two histories, never merged."""
 

@@ -233,7 +233,3 @@ class SecondaryNode:
         self.server.stop()
         self.store.close()
         self._log.info("secondary stopped")
-
-
-def stop_all_actors() -> None:
-    pykka.ActorRegistry.stop_all()

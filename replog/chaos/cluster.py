@@ -8,9 +8,6 @@ to one log file, so a run can be read back after the fact.
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +18,7 @@ import requests
 from replog.chaos.proxy import LinkProxy
 from replog.cluster import NodeProcess, NodeSpec, Role, free_port
 
-__all__ = ["Cluster", "NodeProcess", "NodeSpec", "Role", "Timing", "free_port"]
+__all__ = ["Cluster", "Timing"]
 
 log = logging.getLogger(__name__)
 
@@ -147,18 +144,3 @@ class Cluster:
             node.stop()
         for proxy in self.proxies.values():
             proxy.close()
-
-
-def cli_supports(flag: str, role: Role = Role.MASTER) -> bool:
-    """Whether `python -m replog <role> --help` mentions flag (for flags still being added)."""
-    try:
-        out = subprocess.run(
-            [sys.executable, "-m", "replog", role.value, "--help"],
-            capture_output=True,
-            timeout=30,
-            check=False,
-            env={**os.environ},
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return flag in out.stdout.decode(errors="replace")

@@ -17,7 +17,7 @@ from typing import Any
 import requests
 
 from replog.chaos.checker import CheckerConfig, Verdict, check
-from replog.chaos.cluster import Cluster, Role, Timing, cli_supports
+from replog.chaos.cluster import Cluster, Timing
 from replog.chaos.faults import (
     FaultInjector,
     LinkCut,
@@ -51,7 +51,7 @@ class RunConfig:
     partition: PartitionMode = PartitionMode.PROXY
     client_timeout_s: float = 10.0
     converge_timeout_s: float = 60.0
-    use_secret: bool | None = None  # None: if the node CLI has --cluster-secret
+    use_secret: bool = True  # nodes require the cluster secret on internal endpoints
     master_argv: tuple[str, ...] = ()
     secondary_argv: tuple[str, ...] = ()
     clock_tolerance_s: float = 0.005
@@ -175,13 +175,10 @@ def run(cfg: RunConfig) -> RunResult:
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     if (cfg.out_dir / "data").exists():
         raise FileExistsError(f"{cfg.out_dir} holds a previous run's data; use a fresh --out")
-    use_secret = (
-        cli_supports("--cluster-secret", Role.SECONDARY) if cfg.use_secret is None else cfg.use_secret
-    )
     cluster = Cluster(
         cfg.out_dir,
         timing=cfg.timing,
-        secret=secrets.token_hex(16) if use_secret else None,
+        secret=secrets.token_hex(16) if cfg.use_secret else None,
         proxied=cfg.partition is PartitionMode.PROXY,
         master_argv=cfg.master_argv,
         secondary_argv=(f"--error-rate={cfg.baseline_error_rate}", *cfg.secondary_argv),

@@ -63,6 +63,12 @@ class LocalCluster:
             probe = ReplogClient(node.url, request_timeout_s=0.5)
             poll_until(probe.health, 20, 0.02, f"{node.name} up")
 
+    def up(self) -> LocalCluster:
+        """Start every node and wait until the master accepts writes."""
+        self.start()
+        self.wait_writable()
+        return self
+
     def wait_writable(self, timeout_s: float = 10) -> None:
         poll_until(lambda: not self.client.health()["read_only"], timeout_s, what="master writable")
 

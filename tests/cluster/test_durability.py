@@ -49,9 +49,7 @@ def assert_holds_all_acked(log: list[str], acked: dict[int, str]) -> None:
 
 
 def test_master_killed_mid_load_keeps_every_acknowledged_write(make_cluster) -> None:
-    cluster = make_cluster()
-    cluster.start()
-    cluster.wait_writable()
+    cluster = make_cluster().up()
     writers = Writers(cluster.master.url, threads=4, w=1)
     try:
         writers.wait_for(100)
@@ -70,9 +68,7 @@ def test_master_killed_mid_load_keeps_every_acknowledged_write(make_cluster) -> 
 
 
 def test_secondary_killed_mid_load_gets_only_what_it_lacks(make_cluster) -> None:
-    cluster = make_cluster()
-    cluster.start()
-    cluster.wait_writable()
+    cluster = make_cluster().up()
     s1 = cluster.secondaries["s1"]
     writers = Writers(cluster.master.url, threads=4, w=2)
     try:
@@ -92,9 +88,7 @@ def test_secondary_killed_mid_load_gets_only_what_it_lacks(make_cluster) -> None
 
 
 def test_secondary_alone_keeps_every_w3_write_after_master_and_it_die(make_cluster) -> None:
-    cluster = make_cluster()
-    cluster.start()
-    cluster.wait_writable()
+    cluster = make_cluster().up()
     acked = [cluster.client.append(f"w3-{i}", 3)["message"] for i in range(30)]
     cluster.master.kill()
     cluster.secondaries["s2"].kill()
@@ -103,9 +97,7 @@ def test_secondary_alone_keeps_every_w3_write_after_master_and_it_die(make_clust
 
 
 def test_flipped_byte_refuses_to_start_naming_file_and_offset(make_cluster) -> None:
-    cluster = make_cluster()
-    cluster.start()
-    cluster.wait_writable()
+    cluster = make_cluster().up()
     for i in range(20):
         cluster.client.append(f"m{i}", 3)
     s1 = cluster.secondaries["s1"]
@@ -121,9 +113,7 @@ def test_flipped_byte_refuses_to_start_naming_file_and_offset(make_cluster) -> N
 
 
 def test_secondary_from_another_cluster_is_refused_and_reported(make_cluster) -> None:
-    other = make_cluster({"x1": (), "x2": ()})
-    other.start()
-    other.wait_writable()
+    other = make_cluster({"x1": (), "x2": ()}).up()
     other.client.append("from another cluster", 3)
     foreign_dir = other.secondaries["x1"].spec.data_dir
     other.stop()

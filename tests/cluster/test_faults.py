@@ -12,9 +12,7 @@ from replog.client import ReplogClient, ReplogHTTPError, poll_until
 
 
 def test_concurrent_mixed_w_under_errors_and_delays_is_exactly_once_in_order(make_cluster) -> None:
-    cluster = make_cluster({"s1": ("--error-rate=0.3", "--delay=0.005"), "s2": ("--error-rate=0.3",)})
-    cluster.start()
-    cluster.wait_writable()
+    cluster = make_cluster({"s1": ("--error-rate=0.3", "--delay=0.005"), "s2": ("--error-rate=0.3",)}).up()
     values = [f"m{i}" for i in range(200)]
     ws = itertools.cycle([1, 2, 3, "majority", "all"])
     clients = [ReplogClient(cluster.master.url) for _ in range(16)]
@@ -35,9 +33,7 @@ def test_concurrent_mixed_w_under_errors_and_delays_is_exactly_once_in_order(mak
 
 
 def test_secondary_restarted_with_empty_log_catches_up(make_cluster) -> None:
-    cluster = make_cluster()
-    cluster.start()
-    cluster.wait_writable()
+    cluster = make_cluster().up()
     for i in range(50):
         cluster.client.append(f"a{i}", 3)
     s1 = cluster.secondaries["s1"]
@@ -52,9 +48,7 @@ def test_secondary_restarted_with_empty_log_catches_up(make_cluster) -> None:
 
 
 def test_paused_secondary_goes_suspected_then_unhealthy_and_recovers(make_cluster) -> None:
-    cluster = make_cluster()
-    cluster.start()
-    cluster.wait_writable()
+    cluster = make_cluster().up()
     poll_until(lambda: cluster.secondary_status("s2") == "Healthy", 5, what="s2 Healthy")
     s2 = cluster.secondaries["s2"]
     s2.pause()
@@ -76,9 +70,7 @@ def test_paused_secondary_goes_suspected_then_unhealthy_and_recovers(make_cluste
 
 
 def test_quorum_loss_makes_master_read_only_and_it_recovers(make_cluster) -> None:
-    cluster = make_cluster()
-    cluster.start()
-    cluster.wait_writable()
+    cluster = make_cluster().up()
     cluster.client.append("before", 3)
     for node in cluster.secondaries.values():
         node.kill()
