@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from replog.bench.load import LoadResult, run_load
+from replog.bench.machine import CpuTimes, fdatasync_us, process_cpu_s
 from replog.client import ReplogClient, poll_until
 from replog.cluster import NodeProcess, NodeSpec, Role, free_port
 
@@ -57,6 +59,17 @@ class BenchCluster:
         for node in (self.master, *self.secondaries):
             node.stop()
 
+    def cpu_s(self) -> list[float]:
+        """CPU seconds used so far by the master, then each secondary."""
+        return [process_cpu_s(node.pid or 0) for node in (self.master, *self.secondaries)]
+
+    def load(self, **kwargs: Any) -> tuple[LoadResult, list[float]]:
+        """Run a load; also return each node's CPU microseconds per request during it."""
+        before = self.cpu_s()
+        result = run_load(self.master.url, **kwargs)
+        spent = [after - start for after, start in zip(self.cpu_s(), before, strict=True)]
+        return result, [s * 1e6 / max(1, result.requests) for s in spent]
+
     def master_rss_mb(self) -> float:
         pid = self.master.pid
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -65,7 +78,7 @@ class BenchCluster:
         return float("nan")
 
 
-def _row(name: str, r: LoadResult, w: int) -> dict[str, Any]:
+def _row(name: str, r: LoadResult, w: int, node_cpu_us: list[float]) -> dict[str, Any]:
     return {
         "scenario": f"{name} w={w}",
         "per_s": round(r.per_s),
@@ -74,6 +87,8 @@ def _row(name: str, r: LoadResult, w: int) -> dict[str, Any]:
         "requests": r.requests,
         "errors": r.errors,
         "client_cpu_pct": round(100 * r.client_cpu_s / r.wall_s) if r.wall_s else 0,
+        "master_cpu_us_per_request": round(node_cpu_us[0]),
+        "secondary_cpu_us_per_request": round(sum(node_cpu_us[1:]) / len(node_cpu_us[1:])),
     }
 
 
@@ -82,17 +97,16 @@ def run_once(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
     cluster.start()
     rows: list[dict[str, Any]] = []
     try:
-        url = cluster.master.url
         wanted = set(args.scenarios.split(","))
         for clients in (1, 16, 64):
             if ("sequential" if clients == 1 else "concurrent") not in wanted:
                 continue
             for w in (1, 2, 3):
-                result = run_load(url, clients=clients, w=w, duration_s=args.seconds)
-                rows.append(_row("sequential" if clients == 1 else f"{clients} clients", result, w))
+                result, cpu = cluster.load(clients=clients, w=w, duration_s=args.seconds)
+                rows.append(_row("sequential" if clients == 1 else f"{clients} clients", result, w, cpu))
         if "bulk" in wanted:
-            bulk = run_load(url, clients=8, w=3, batch=100, duration_s=args.seconds)
-            rows.append(_row("bulk 100/request (msgs/s)", bulk, 3))
+            bulk, cpu = cluster.load(clients=8, w=3, batch=100, duration_s=args.seconds)
+            rows.append(_row("bulk 100/request (msgs/s)", bulk, 3, cpu))
         if "catchup" in wanted:
             rows.append(catch_up(cluster, args.catch_up))
         if "memory" in wanted:
@@ -154,16 +168,20 @@ def best(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    print(f"{'scenario':34} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8} {'client CPU':>10}  other")
+    print(
+        f"{'scenario':34} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8} {'client CPU':>10} "
+        f"{'master us/req':>13} {'second. us/req':>14}  other"
+    )
     for r in rows:
         if "per_s" in r:
             print(
                 f"{r['scenario']:34} {r['per_s']:>8,} {r['p50_ms']:>8} {r['p99_ms']:>8} "
-                f"{r['client_cpu_pct']:>9}%  errors={r['errors']}"
+                f"{r['client_cpu_pct']:>9}% {r['master_cpu_us_per_request']:>13} "
+                f"{r['secondary_cpu_us_per_request']:>14}  errors={r['errors']}"
             )
         else:
             other = ", ".join(f"{k}={v}" for k, v in r.items() if k != "scenario")
-            print(f"{r['scenario']:34} {'':>8} {'':>8} {'':>8} {'':>10}  {other}")
+            print(f"{r['scenario']:34} {'':>8} {'':>8} {'':>8} {'':>10} {'':>13} {'':>14}  {other}")
 
 
 def main() -> int:
@@ -184,6 +202,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench-results/latest.json"))
     args = parser.parse_args()
     runs = []
+    cpu_at_start = CpuTimes.now()
+    with tempfile.TemporaryDirectory(prefix="replog-bench-") as probe_dir:
+        fsync_us = fdatasync_us(Path(probe_dir))
     for i in range(args.repeat):
         root = Path(tempfile.mkdtemp(prefix="replog-bench-"))
         try:
@@ -191,11 +212,21 @@ def main() -> int:
             runs.append(run_once(args, root))
         finally:
             shutil.rmtree(root, ignore_errors=True)
+    machine = {
+        "cpus": os.cpu_count(),
+        "fdatasync_p50_us": round(fsync_us),
+        "cpu_steal_pct": round(CpuTimes.now().steal_pct_since(cpu_at_start), 1),
+    }
     rows = best(runs)
     print_table(rows)
+    print(
+        f"\nmachine: {machine['cpus']} CPUs, fdatasync p50 {machine['fdatasync_p50_us']} us, "
+        f"CPU steal {machine['cpu_steal_pct']}% during the runs"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    settings = vars(args) | {"out": str(args.out)}
     args.out.write_text(
-        json.dumps({"settings": vars(args) | {"out": str(args.out)}, "best": rows, "runs": runs}, indent=2)
+        json.dumps({"settings": settings, "machine": machine, "best": rows, "runs": runs}, indent=2)
     )
     print(f"\nJSON: {args.out}")
     return 0

@@ -1,0 +1,38 @@
+"""The benchmark's own arithmetic: which run counts, and what it says about the machine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from replog.bench.__main__ import best
+from replog.bench.machine import CpuTimes, fdatasync_us, process_cpu_s
+
+
+def test_best_takes_the_fastest_rate_the_shortest_catch_up_and_the_quickest_page() -> None:
+    run1: list[dict[str, Any]] = [
+        {"scenario": "a", "per_s": 10},
+        {"scenario": "c", "seconds": 2.0},
+        {"page_1000_ms": 5.0},
+    ]
+    run2: list[dict[str, Any]] = [
+        {"scenario": "a", "per_s": 30},
+        {"scenario": "c", "seconds": 3.0},
+        {"page_1000_ms": 1.0},
+    ]
+    assert best([run1, run2]) == [run2[0], run1[1], run2[2]]
+
+
+def test_steal_share_is_steal_jiffies_over_all_jiffies() -> None:
+    assert CpuTimes(total=1000, steal=0).steal_pct_since(CpuTimes(total=0, steal=0)) == 0.0
+    assert CpuTimes(total=1200, steal=30).steal_pct_since(CpuTimes(total=1000, steal=10)) == 10.0
+    assert CpuTimes(total=5, steal=1).steal_pct_since(CpuTimes(total=5, steal=1)) == 0.0
+
+
+def test_machine_readings_are_plausible_and_leave_nothing_behind(tmp_path: Path) -> None:
+    assert fdatasync_us(tmp_path, rounds=5) > 0
+    assert list(tmp_path.iterdir()) == []
+    now = CpuTimes.now()
+    assert now.total > 0 and 0 <= now.steal <= now.total
+    assert process_cpu_s(os.getpid()) > 0
