@@ -235,3 +235,44 @@ def test_stop_closes_the_transport(start_link: Callable[..., Harness]) -> None:
     h = start_link()
     h.link.stop(timeout=5.0)
     assert h.transport.closed
+
+
+class _CountingRef:
+    def __init__(self) -> None:
+        self.told: list[object] = []
+
+    def tell(self, message: object) -> None:
+        self.told.append(message)
+
+
+def test_wake_signal_sends_one_wake_at_a_time_and_none_while_a_batch_is_in_flight() -> None:
+    ref = _CountingRef()
+    wake = WakeSignal()
+    wake()  # not bound yet: nothing to wake
+    wake.bind(cast(pykka.ActorRef[Any], ref))
+    wake()
+    wake()
+    assert len(ref.told) == 1  # coalesced until the link takes it
+    wake.taken()
+    wake.in_flight(True)
+    wake()
+    assert len(ref.told) == 1  # the answer to the batch in flight makes the link look again
+    wake.in_flight(False)
+    wake()
+    assert len(ref.told) == 2 and all(isinstance(m, Wake) for m in ref.told)
+
+
+def test_entries_stored_while_a_batch_is_in_flight_go_out_when_it_is_answered(
+        start_link: Callable[..., Harness], wait_for: WaitFor) -> None:
+    h = start_link()
+    h.connect(wait_for, ["a"])
+    h.transport.hold()
+    h.store.append(["b"])
+    wait_for(lambda: h.transport.in_flight == 1)
+    h.store.append(["c"])  # its wake-up is skipped: no Wake is told by hand here
+    h.store.append(["d"])
+    h.transport.release()
+    wait_for(lambda: h.acks()[-1:] == [4])
+    h.store.append(["e"])  # the link is idle again, so this one wakes it
+    wait_for(lambda: h.acks()[-1:] == [5])
+    assert h.transport.batches()[2:] == [[2], [3, 4], [5]]
