@@ -26,6 +26,7 @@ class LinkState:
     phase: Phase = Phase.IDLE
     attempt: int = 0  # consecutive failed attempts
     last_error: str | None = None
+    answered_at: int = 0  # event stamp of the last answer to a batch
 
     def next_from(self, stored_seq: int) -> int | None:
         """First seq of the next batch, or None if the link must not send now.
@@ -39,8 +40,9 @@ class LinkState:
         assert self.phase is Phase.IDLE, self.phase
         self.phase = Phase.SENDING
 
-    def succeeded(self, acked_seq: int) -> None:
+    def succeeded(self, acked_seq: int, answered_at: int = 0) -> None:
         """The secondary answered; its acked seq may be lower than we thought (it lost its log)."""
+        self.answered_at = max(self.answered_at, answered_at)
         self.acked_seq = acked_seq
         self.known = True
         self.phase = Phase.IDLE
@@ -65,9 +67,12 @@ class LinkState:
             return True
         return False
 
-    def probed(self, acked_seq: int) -> bool:
-        """Adopt the acked seq a heartbeat saw, unless a batch is in flight (it will answer)."""
-        if self.phase is Phase.SENDING:
+    def probed(self, acked_seq: int, asked_at: int) -> bool:
+        """Adopt the acked seq a heartbeat saw, unless a batch is in flight (it will answer) or the
+        probe was asked before the last batch was answered: the node may have read its seq before
+        applying that batch, and adopting it would resend what it holds. A lost log still shows in
+        the next probe."""
+        if self.phase is Phase.SENDING or asked_at < self.answered_at:
             return False
         changed = acked_seq != self.acked_seq
         self.acked_seq, self.known = acked_seq, True

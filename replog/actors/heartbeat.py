@@ -18,7 +18,7 @@ from replog import health
 from replog.actors.base import ReplogActor
 from replog.actors.gate import HealthChanged
 from replog.actors.link import NodeStatus, Probed
-from replog.actors.threads import Worker, tell_quietly
+from replog.actors.threads import Worker, event_stamp, tell_quietly
 from replog.health import HealthPolicy, NodeHealth
 from replog.logs import node_logger
 from replog.transport import ProbeResult, Transport, TransportError
@@ -31,6 +31,7 @@ class Tick:
 @dataclass(frozen=True, slots=True)
 class ProbeDone:
     url: str
+    asked_at: int  # event stamp taken before the probe was sent
     result: ProbeResult | None
     error: str | None = None
 
@@ -86,8 +87,8 @@ class HeartbeatMonitor(ReplogActor):
         match message:
             case Tick():
                 self._tick()
-            case ProbeDone(url, result, error):
-                self._probe_done(url, result, error)
+            case ProbeDone(url, asked_at, result, error):
+                self._probe_done(url, asked_at, result, error)
             case Describe():
                 return self._describe()
         return None
@@ -102,14 +103,15 @@ class HeartbeatMonitor(ReplogActor):
 
     def _probe(self, url: str, transport: Transport) -> None:
         """Runs on the prober thread."""
+        asked_at = event_stamp()
         try:
             result = transport.probe()
         except TransportError as exc:
-            tell_quietly(self.actor_ref, ProbeDone(url, None, str(exc)))
+            tell_quietly(self.actor_ref, ProbeDone(url, asked_at, None, str(exc)))
         else:
-            tell_quietly(self.actor_ref, ProbeDone(url, result))
+            tell_quietly(self.actor_ref, ProbeDone(url, asked_at, result))
 
-    def _probe_done(self, url: str, result: ProbeResult | None, error: str | None) -> None:
+    def _probe_done(self, url: str, asked_at: int, result: ProbeResult | None, error: str | None) -> None:
         watched = self._nodes[url]
         watched.probing = False
         now = self._clock()
@@ -126,7 +128,7 @@ class HeartbeatMonitor(ReplogActor):
             self._set_state(url, watched, health.probe_failed(watched.state, now, self._policy))
             return
         watched.acked_seq = result.acked_seq
-        tell_quietly(watched.link, Probed(result.acked_seq))  # before NodeStatus: retry from there
+        tell_quietly(watched.link, Probed(result.acked_seq, asked_at))  # before NodeStatus: retry from there
         self._set_state(url, watched, health.probe_ok(watched.state, now))
 
     def _set_state(self, url: str, watched: _Watched, new: NodeHealth) -> None:

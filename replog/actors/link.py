@@ -17,7 +17,7 @@ import pykka
 from replog import backoff
 from replog.actors.base import ReplogActor
 from replog.actors.gate import Acked
-from replog.actors.threads import Worker, tell_quietly
+from replog.actors.threads import Worker, event_stamp, tell_quietly
 from replog.config import LinkConfig
 from replog.health import Status
 from replog.logs import node_logger
@@ -36,6 +36,7 @@ class Sent:
     acked_seq: int
     first_seq: int
     last_seq: int
+    answered_at: int  # event stamp taken when the answer arrived
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ class NodeStatus:
 @dataclass(frozen=True, slots=True)
 class Probed:
     acked_seq: int
+    asked_at: int  # event stamp taken before the probe was sent
 
 
 class Describe:
@@ -127,9 +129,9 @@ class SecondaryLink(ReplogActor):
         match message:
             case Wake():
                 self._wake.taken()
-            case Sent(acked_seq, first_seq, last_seq):
+            case Sent(acked_seq, first_seq, last_seq, answered_at):
                 self._wake.in_flight(False)
-                self._sent(acked_seq, first_seq, last_seq)
+                self._sent(acked_seq, first_seq, last_seq, answered_at)
             case SendFailed(error, answered, refused):
                 self._wake.in_flight(False)
                 self._failed(error, answered, refused)
@@ -140,8 +142,8 @@ class SecondaryLink(ReplogActor):
                 if status is Status.HEALTHY and self._state.retry_due():
                     self._cancel_timer()
                     self._log.info("secondary healthy again; retrying now secondary=%s", self._url)
-            case Probed(acked_seq):
-                if self._state.probed(acked_seq):
+            case Probed(acked_seq, asked_at):
+                if self._state.probed(acked_seq, asked_at):
                     tell_quietly(self._gate, Acked(self._url, acked_seq))
             case Describe():
                 return self._describe()
@@ -176,11 +178,11 @@ class SecondaryLink(ReplogActor):
         except TransportError as exc:
             tell_quietly(self.actor_ref, SendFailed(str(exc), exc.answered, exc.refused))
         else:
-            tell_quietly(self.actor_ref, Sent(acked, first, last))
+            tell_quietly(self.actor_ref, Sent(acked, first, last, event_stamp()))
 
-    def _sent(self, acked_seq: int, first: int, last: int) -> None:
+    def _sent(self, acked_seq: int, first: int, last: int, answered_at: int) -> None:
         recovering = self._state.attempt > 0
-        self._state.succeeded(acked_seq)
+        self._state.succeeded(acked_seq, answered_at)
         tell_quietly(self._gate, Acked(self._url, acked_seq))
         if first > last:
             self._log.info("handshake done secondary=%s acked=%d", self._url, acked_seq)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import queue
 import threading
@@ -12,6 +13,15 @@ from typing import Any
 import pykka
 
 log = logging.getLogger(__name__)
+
+
+_events = itertools.count(1)
+
+
+def event_stamp() -> int:
+    """A process-wide increasing number that orders events seen on different threads (`next` on
+    an `itertools.count` is atomic under the GIL). Not a clock: only before/after matters."""
+    return next(_events)
 
 
 def tell_quietly(ref: pykka.ActorRef[Any], message: object) -> None:

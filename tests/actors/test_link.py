@@ -13,6 +13,7 @@ import pytest
 
 from replog.actors.gate import Acked
 from replog.actors.link import Describe, NodeStatus, Probed, SecondaryLink, Wake, WakeSignal
+from replog.actors.threads import event_stamp
 from replog.backoff import BackoffPolicy
 from replog.config import LinkConfig
 from replog.health import Status
@@ -189,10 +190,23 @@ def test_probe_showing_a_lost_log_triggers_a_resend(start_link: Callable[..., Ha
     h = start_link()
     h.connect(wait_for, ["a", "b"])
     h.transport.lose_log()
-    h.link.tell(Probed(0))
+    h.link.tell(Probed(0, event_stamp()))
     wait_for(lambda: h.acks() == [0, 2, 0, 2])
     assert h.transport.batches()[2:] == [[1, 2]]
     assert h.transport.messages() == ["a", "b"]
+
+
+def test_probe_asked_before_the_last_answer_does_not_undo_it(start_link: Callable[..., Harness],
+                                                            wait_for: WaitFor) -> None:
+    h = start_link()
+    asked_at = event_stamp()  # a probe leaves; the node reads its seq (0) before the batch lands
+    h.connect(wait_for, ["a", "b"])
+    h.link.tell(Probed(0, asked_at))
+    assert h.describe()["acked_seq"] == 2
+    assert h.acks() == [0, 2] and h.describe()["resent_entries"] == 0
+    h.store.append(["c"])
+    wait_for(lambda: h.acks()[-1:] == [3])
+    assert h.transport.batches()[2:] == [[3]]
 
 
 def test_probe_during_a_send_is_ignored(start_link: Callable[..., Harness], wait_for: WaitFor) -> None:
@@ -201,7 +215,7 @@ def test_probe_during_a_send_is_ignored(start_link: Callable[..., Harness], wait
     h.transport.hold()
     h.store.append(["b"])
     wait_for(lambda: h.transport.in_flight == 1)
-    h.link.tell(Probed(0))
+    h.link.tell(Probed(0, event_stamp()))
     assert h.describe()["replication"] == "sending"
     h.transport.release()
     wait_for(lambda: h.acks()[-1:] == [2])

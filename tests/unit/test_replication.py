@@ -94,10 +94,23 @@ def test_lower_acked_seq_resends_from_there() -> None:
 
 def test_probe_adopts_acked_seq_only_when_nothing_is_in_flight() -> None:
     state = LinkState(acked_seq=4)
-    assert state.probed(4) is False
+    assert state.probed(4, asked_at=1) is False
     assert state.known is True  # confirmed, though unchanged
-    assert state.probed(2) is True
+    assert state.probed(2, asked_at=2) is True
     assert state.acked_seq == 2
     state.sending()
-    assert state.probed(0) is False
+    assert state.probed(0, asked_at=3) is False
     assert state.acked_seq == 2
+
+
+def test_a_probe_asked_before_the_last_answer_is_old_news() -> None:
+    state = LinkState()
+    state.sending()
+    state.succeeded(5, answered_at=10)
+    assert state.probed(0, asked_at=9) is False  # read before the batch was applied
+    assert (state.acked_seq, state.known) == (5, True)
+    assert state.probed(0, asked_at=11) is True  # asked after: the node really lost its log
+    assert state.acked_seq == 0
+    state.sending()
+    state.succeeded(3, answered_at=7)  # stamps only move forward
+    assert state.answered_at == 10
