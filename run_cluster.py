@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from replog.client import ReplogClient, ReplogHTTPError, poll_until
-from replog.cluster import NodeProcess, NodeSpec, Role
+from replog.cluster import NodeProcess, NodeSpec, Role, pinned
 
 DEMO_TIMINGS = ["--heartbeat-interval=0.2", "--suspect-after=0.6", "--unhealthy-after=1.5"]
 
@@ -30,11 +30,19 @@ def build_nodes(args: argparse.Namespace, data_dir: Path, log_dir: Path | None) 
     common = ["--in-memory"] if args.in_memory else []
     secondary_faults = [f"--delay={args.delay}", f"--error-rate={args.error_rate}"]
     nodes: dict[str, NodeProcess] = {}
+    pin = pinned(Role.SECONDARY) if args.pin else ()
     for name in ("s1", "s2"):
-        spec = NodeSpec(name, Role.SECONDARY, ports[name], data_dir / name, (*common, *secondary_faults))
+        spec = NodeSpec(
+            name, Role.SECONDARY, ports[name], data_dir / name, (*common, *secondary_faults, *pin)
+        )
         nodes[name] = NodeProcess(spec, None if log_dir is None else log_dir / f"{name}.log")
     secondaries = ",".join(f"http://127.0.0.1:{ports[n]}" for n in ("s1", "s2"))
-    master_argv = (f"--secondaries={secondaries}", *common, *(DEMO_TIMINGS if args.demo else ()))
+    master_argv = (
+        f"--secondaries={secondaries}",
+        *common,
+        *(DEMO_TIMINGS if args.demo else ()),
+        *(pinned(Role.MASTER) if args.pin else ()),
+    )
     spec = NodeSpec("master", Role.MASTER, ports["master"], data_dir / "master", master_argv)
     nodes["master"] = NodeProcess(spec, None if log_dir is None else log_dir / "master.log")
     return nodes
@@ -103,6 +111,9 @@ def main() -> int:
     )
     parser.add_argument("--clean", action="store_true", help="delete the nodes' logs before starting")
     parser.add_argument("--in-memory", action="store_true", help="keep logs in memory only")
+    parser.add_argument(
+        "--pin", action="store_true", help="pin the master to one CPU and the secondaries to another"
+    )
     parser.add_argument("--delay", type=float, default=0.0, help="secondaries' injected delay, seconds")
     parser.add_argument(
         "--error-rate", type=float, default=0.0, help="secondaries' chance of a 500 after append"

@@ -20,7 +20,7 @@ from typing import Any
 from replog.bench.load import LoadResult, run_load
 from replog.bench.machine import CpuTimes, fdatasync_us, process_cpu_s
 from replog.client import ReplogClient, poll_until
-from replog.cluster import NodeProcess, NodeSpec, Role, free_port
+from replog.cluster import NodeProcess, NodeSpec, Role, free_port, pinned
 
 
 class BenchCluster:
@@ -33,7 +33,7 @@ class BenchCluster:
                     Role.SECONDARY,
                     free_port(),
                     root / f"s{i}",
-                    (*quiet, *(("--cpu=1",) if pin else ())),
+                    (*quiet, *(pinned(Role.SECONDARY) if pin else ())),
                 ),
                 root / f"s{i}.log",
             )
@@ -45,7 +45,12 @@ class BenchCluster:
             Role.MASTER,
             free_port(),
             root / "master",
-            (*quiet, f"--secondaries={urls}", "--heartbeat-interval=0.2", *(("--cpu=0",) if pin else ())),
+            (
+                *quiet,
+                f"--secondaries={urls}",
+                "--heartbeat-interval=0.2",
+                *(pinned(Role.MASTER) if pin else ()),
+            ),
         )
         self.master = NodeProcess(spec, root / "master.log")
         self.client = ReplogClient(self.master.url, request_timeout_s=120)
@@ -193,7 +198,9 @@ def main() -> int:
     parser.add_argument("--catch-up", type=int, default=100_000, help="messages a secondary misses")
     parser.add_argument("--total", type=int, default=1_000_000, help="log size for the RSS figure")
     parser.add_argument("--fsync", default="always", choices=["always", "interval", "never"])
-    parser.add_argument("--pin", action="store_true", help="pin master to CPU 0, secondaries to CPU 1")
+    parser.add_argument(
+        "--pin", action="store_true", help="pin the master to one CPU, the secondaries to another"
+    )
     parser.add_argument(
         "--scenarios",
         default="sequential,concurrent,bulk,catchup,memory",
