@@ -6,6 +6,7 @@ import contextlib
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -16,24 +17,34 @@ from replog.config import ServerConfig
 
 log = logging.getLogger(__name__)
 
+# Answers up to this size leave in one send from waitress's I/O loop, which the request thread
+# wakes anyway, instead of two sends (header, then body) from the request thread. Each send gives
+# up the GIL and takes it back, so this saves two hand-offs per answer: +9% appends/s unpinned and
+# +25% pinned at 16 clients w=3 (A/B). 18000 was waitress's default before 2.1; the setting is
+# deprecated, but present in the pinned 3.0.2.
+SEND_BYTES = 18_000
+
 
 class HttpServer:
     """Runs one WSGI app. `stop()` stops accepting, lets in-flight answers go out, then closes."""
 
     def __init__(self, app: Any, config: ServerConfig) -> None:
-        self._server: Any = create_server(
-            app,
-            host=config.host,
-            port=config.port,
-            threads=config.threads,
-            connection_limit=config.connection_limit,
-            channel_request_lookahead=1,  # lets a waiting writer notice that its client hung up
-            # Far above our own limit, so that our check answers oversized bodies, in JSON; waitress
-            # answers only past this (in text/plain), and spools big bodies to disk, not memory.
-            max_request_body_size=max(1 << 30, config.max_body_bytes * 2),
-            expose_tracebacks=False,
-            ident="replog",
-        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "send_bytes will be removed", DeprecationWarning)
+            self._server: Any = create_server(
+                app,
+                host=config.host,
+                port=config.port,
+                threads=config.threads,
+                connection_limit=config.connection_limit,
+                channel_request_lookahead=1,  # lets a waiting writer notice that its client hung up
+                # Far above our own limit, so that our check answers oversized bodies, in JSON; waitress
+                # answers only past this (in text/plain), and spools big bodies to disk, not memory.
+                max_request_body_size=max(1 << 30, config.max_body_bytes * 2),
+                expose_tracebacks=False,
+                ident="replog",
+                send_bytes=SEND_BYTES,
+            )
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
 
