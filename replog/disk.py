@@ -3,12 +3,14 @@
 Layout: `entries.dat` (records of `replog.records`, seqs 1..k in order), `meta.json` (format
 version and log_id, replaced atomically), `LOCK` (flock: one process per directory).
 
-Group commit: `append` writes records under the store lock (a page-cache write, no fsync) and returns
-at once; one flusher thread fsyncs outside every lock, then advances `stored_seq` and tells the
-listener. One fsync covers every record written before it began. Loss window on a crash of the
-*machine* (a killed process loses nothing in any mode: its writes are already in the page cache):
+Group commit: `append` adds records under the store lock and returns at once; one flusher thread
+fsyncs outside every lock, then advances `stored_seq` and tells the listener. One fsync covers every
+record written before it began. Loss window on a crash of the *machine* (a killed process loses
+nothing it reported stored in any mode: those writes are already in the page cache):
 
-- ALWAYS (default): nothing reported stored is lost; `stored_seq` advances only after fsync.
+- ALWAYS (default): nothing reported stored is lost; `stored_seq` advances only after fsync. The
+  flusher also does the write, one pwrite per group just before its fsync, so an append makes no
+  syscall at all.
 - INTERVAL: `stored_seq` advances on write; fsync at most every `fsync_interval_s`, so up to that
   interval (plus one fsync) of acknowledged entries can be lost.
 - NEVER: `stored_seq` advances on write; the kernel writes back when it likes (about 30 s on
@@ -103,7 +105,8 @@ class DiskStore:
             _fsync_dir(data_dir.parent)
         lock_fd = _lock_dir(data_dir)
         try:
-            prefix, log_id = _recover(data_dir, new_log_id, cache_entries, sync_fd)
+            defer_writes = fsync is FsyncPolicy.ALWAYS
+            prefix, log_id = _recover(data_dir, new_log_id, cache_entries, sync_fd, defer_writes)
         except BaseException:
             os.close(lock_fd)
             raise
@@ -239,6 +242,10 @@ class DiskStore:
 
     def _sync(self, target: int) -> bool:
         try:
+            self._prefix.write_deferred()
+        except StorageError:
+            return False  # the prefix logged it and refuses everything from now on
+        try:
             self._sync_fd(self._prefix.fd)
         except OSError as exc:  # after a failed fsync the page cache may lie: never trust it again
             self._prefix.failure = f"fsync of {self._prefix.path} failed: {exc}"
@@ -252,7 +259,7 @@ class DiskStore:
 
 
 def _recover(
-    data_dir: Path, new_log_id: str | None, cache_entries: int, sync_fd: SyncFd
+    data_dir: Path, new_log_id: str | None, cache_entries: int, sync_fd: SyncFd, defer_writes: bool
 ) -> tuple[DiskPrefix, str | None]:
     path, meta_path = data_dir / LOG_FILE, data_dir / META_FILE
     log_id = _read_meta(meta_path)
@@ -279,8 +286,9 @@ def _recover(
         start = found.offsets[count - cached] if cached else found.end
         tail = records.decode_run(pread_all(fd, found.end - start, start), count - cached + 1, start, path)
         return DiskPrefix(
-            path, fd, offsets=found.offsets, end=found.end, tail=tail, cache_entries=cache_entries
-        ), log_id
+            path, fd, offsets=found.offsets, end=found.end, tail=tail, cache_entries=cache_entries,
+            defer_writes=defer_writes,
+        ), log_id  # fmt: skip
     except BaseException:
         os.close(fd)
         raise

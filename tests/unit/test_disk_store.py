@@ -187,6 +187,67 @@ def test_apply_acks_only_after_fsync(open_store: Opener) -> None:
     assert acked == [3] and len(synced) == 1
 
 
+class HeldSync:
+    """An fsync that blocks until released, recording the file's size when it was called."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.sizes: list[int] = []
+
+    def __call__(self, fd: int) -> None:
+        self.sizes.append(os.fstat(fd).st_size)
+        assert self.release.wait(WAIT_S)
+
+
+def test_always_leaves_the_write_to_the_flusher_one_write_per_group(open_store: Opener) -> None:
+    sync = HeldSync()
+    store = open_store(new_log_id="L1", sync_fd=sync)
+    store.append(["a"])
+    size_a = len(records.encode_batch([Entry(1, "a")])[0])
+    wait_for(lambda: sync.sizes == [size_a])  # written just before its fsync, which is now held
+    store.append(["b"])
+    store.append(["c"])
+    assert log_path(store).stat().st_size == size_a, "an append alone writes nothing"
+    sync.release.set()
+    wait_for(lambda: store.stored_seq == 3)
+    assert len(sync.sizes) == 2, "b and c went out in one write and one fsync"
+    assert sync.sizes[1] == log_path(store).stat().st_size > size_a
+    assert messages(store) == ["a", "b", "c"]
+
+
+def test_entries_not_yet_written_stay_in_the_cache_however_small(open_store: Opener) -> None:
+    sync = HeldSync()
+    store = open_store(new_log_id="L1", sync_fd=sync, cache_entries=2)
+    store.append(["m0"])
+    wait_for(lambda: len(sync.sizes) == 1)
+    for i in range(1, 20):
+        store.append([f"m{i}"])
+    prefix = store._prefix
+    assert [e.message for e in prefix.read(1, 100, 1 << 30)] == [f"m{i}" for i in range(20)]
+    sync.release.set()
+    wait_for(lambda: store.stored_seq == 20)
+    assert messages(store) == [f"m{i}" for i in range(20)]
+    store.close()
+    reopened = DiskStore.open(store.data_dir, cache_entries=2)
+    try:
+        assert messages(reopened) == [f"m{i}" for i in range(20)]
+    finally:
+        reopened.close()
+
+
+def test_a_failed_deferred_write_stops_the_store(open_store: Opener, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_space(fd: int, data: object, offset: int) -> int:
+        raise OSError(28, "No space left on device")
+
+    store = open_store(new_log_id="L1")
+    monkeypatch.setattr("replog.diskprefix.os.pwrite", no_space)
+    store.append(["a"])
+    wait_for(lambda: not store._flusher.is_alive())
+    assert store.stored_seq == 0
+    with pytest.raises(StorageError, match="No space left"):
+        store.append(["b"])
+
+
 # --- master: group commit, policies, listener --------------------------------------------------------
 
 
