@@ -26,7 +26,7 @@ class LinkState:
     phase: Phase = Phase.IDLE
     attempt: int = 0  # consecutive failed attempts
     last_error: str | None = None
-    answered_at: int = 0  # event stamp of the last answer to a batch
+    fresh_after: int = 0  # event stamp of the last batch outcome: a probe asked before it is old news
 
     def next_from(self, stored_seq: int) -> int | None:
         """First seq of the next batch, or None if the link must not send now.
@@ -42,18 +42,22 @@ class LinkState:
 
     def succeeded(self, acked_seq: int, answered_at: int = 0) -> None:
         """The secondary answered; its acked seq may be lower than we thought (it lost its log)."""
-        self.answered_at = max(self.answered_at, answered_at)
+        self.fresh_after = max(self.fresh_after, answered_at)
         self.acked_seq = acked_seq
         self.known = True
         self.phase = Phase.IDLE
         self.attempt = 0
         self.last_error = None
 
-    def failed(self, error: str, *, answered: bool) -> int:
+    def failed(self, error: str, *, answered: bool, failed_at: int = 0) -> int:
         """Returns the attempt number for the backoff schedule.
 
-        `answered` False (no HTTP answer) means the node may have restarted: learn its acked seq again.
+        `answered` False (no HTTP answer) means the node may have restarted: learn its acked seq again,
+        from a handshake or from a probe asked after `failed_at` (one asked earlier may have read the
+        node before it stored, and died with, the batch that just failed).
         """
+        if not answered:
+            self.fresh_after = max(self.fresh_after, failed_at)
         self.phase = Phase.BACKING_OFF
         self.known = self.known and answered
         self.attempt += 1
@@ -69,10 +73,10 @@ class LinkState:
 
     def probed(self, acked_seq: int, asked_at: int) -> bool:
         """Adopt the acked seq a heartbeat saw, unless a batch is in flight (it will answer) or the
-        probe was asked before the last batch was answered: the node may have read its seq before
-        applying that batch, and adopting it would resend what it holds. A lost log still shows in
-        the next probe."""
-        if self.phase is Phase.SENDING or asked_at < self.answered_at:
+        probe was asked before the last batch was answered or failed unanswered: the node may have
+        read its seq before storing that batch, and adopting it would resend what it holds. A lost
+        log still shows in the next probe."""
+        if self.phase is Phase.SENDING or asked_at < self.fresh_after:
             return False
         changed = acked_seq != self.acked_seq
         self.acked_seq, self.known = acked_seq, True

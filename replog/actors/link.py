@@ -44,6 +44,7 @@ class SendFailed:
     error: str
     answered: bool
     refused: bool
+    failed_at: int  # event stamp taken when the failure was seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +133,9 @@ class SecondaryLink(ReplogActor):
             case Sent(acked_seq, first_seq, last_seq, answered_at):
                 self._wake.in_flight(False)
                 self._sent(acked_seq, first_seq, last_seq, answered_at)
-            case SendFailed(error, answered, refused):
+            case SendFailed(error, answered, refused, failed_at):
                 self._wake.in_flight(False)
-                self._failed(error, answered, refused)
+                self._failed(error, answered, refused, failed_at)
             case RetryDue(generation) if generation == self._generation:
                 self._state.retry_due()
             case NodeStatus(status):
@@ -176,7 +177,7 @@ class SecondaryLink(ReplogActor):
         try:
             acked = self._transport.replicate(body)
         except TransportError as exc:
-            tell_quietly(self.actor_ref, SendFailed(str(exc), exc.answered, exc.refused))
+            tell_quietly(self.actor_ref, SendFailed(str(exc), exc.answered, exc.refused, event_stamp()))
         else:
             tell_quietly(self.actor_ref, Sent(acked, first, last, event_stamp()))
 
@@ -200,8 +201,8 @@ class SecondaryLink(ReplogActor):
         else:
             self._log.debug("replicated secondary=%s seqs=%d..%d", self._url, first, last)
 
-    def _failed(self, error: str, answered: bool, refused: bool) -> None:
-        attempt = self._state.failed(error, answered=answered)
+    def _failed(self, error: str, answered: bool, refused: bool, failed_at: int) -> None:
+        attempt = self._state.failed(error, answered=answered, failed_at=failed_at)
         status = Status.UNHEALTHY if refused else self._status
         delay_s = backoff.delay(attempt, status, self._rng, self._config.backoff)
         self._log.warning(

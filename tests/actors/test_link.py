@@ -209,6 +209,20 @@ def test_probe_asked_before_the_last_answer_does_not_undo_it(start_link: Callabl
     assert h.transport.batches()[2:] == [[3]]
 
 
+def test_probe_asked_before_an_unanswered_send_does_not_skip_the_handshake(
+        start_link: Callable[..., Harness], wait_for: WaitFor) -> None:
+    h = start_link(backoff=SLOW)
+    h.connect(wait_for, ["a"])
+    asked_at = event_stamp()  # a probe reads acked 1; then the node may store 2 and die unanswered
+    h.transport.fail(1, answered=False, detail="ConnectionResetError")
+    h.store.append(["b"])
+    wait_for(lambda: h.describe()["attempt"] == 1)
+    h.link.tell(Probed(1, asked_at))  # old news: the link must still ask where the node is
+    h.link.tell(NodeStatus(Status.HEALTHY))  # ends the 30 s backoff at once
+    wait_for(lambda: h.acks()[-1:] == [2])
+    assert h.transport.batches()[2:] == [[2], [], [2]]
+
+
 def test_probe_during_a_send_is_ignored(start_link: Callable[..., Harness], wait_for: WaitFor) -> None:
     h = start_link()
     h.connect(wait_for, ["a"])

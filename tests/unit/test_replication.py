@@ -113,4 +113,21 @@ def test_a_probe_asked_before_the_last_answer_is_old_news() -> None:
     assert state.acked_seq == 0
     state.sending()
     state.succeeded(3, answered_at=7)  # stamps only move forward
-    assert state.answered_at == 10
+    assert state.fresh_after == 10
+
+
+def test_after_a_send_without_answer_only_a_later_probe_counts() -> None:
+    state = LinkState()
+    state.sending()
+    state.succeeded(40, answered_at=10)
+    state.sending()
+    state.failed("connection reset", answered=False, failed_at=20)  # 41..50 may be stored, or not
+    assert state.known is False
+    assert state.probed(40, asked_at=15) is False  # read before the node stored 41..50 and died
+    assert (state.acked_seq, state.known) == (40, False)  # so the next batch is a handshake
+    assert state.probed(50, asked_at=25) is True
+    assert (state.acked_seq, state.known) == (50, True)
+    state.retry_due()
+    state.sending()
+    state.failed("HTTP 500", answered=True, failed_at=30)  # an answer: the node did not restart
+    assert state.fresh_after == 20 and state.known is True
