@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from replog.client import ReplogClient, ReplogHTTPError, poll_until
-from replog.cluster import NodeProcess, NodeSpec, Role, pinned
+from replog.testing.cluster import NodeProcess, NodeSpec, Role, pinned
 
 DEMO_TIMINGS = ["--heartbeat-interval=0.2", "--suspect-after=0.6", "--unhealthy-after=1.5"]
 

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from replog.disk import DiskStore, FsyncPolicy
+from replog.storage.disk import DiskStore, FsyncPolicy
 
 MESSAGE = "x" * 100
 

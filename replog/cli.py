@@ -18,9 +18,9 @@ from types import FrameType
 from typing import Any
 
 from replog import logs
-from replog.backoff import BackoffPolicy
 from replog.config import Faults, LinkConfig, MasterConfig, SecondaryConfig, ServerConfig, StorageConfig
-from replog.health import HealthPolicy
+from replog.core.backoff import BackoffPolicy
+from replog.core.health import HealthPolicy
 from replog.node import MasterNode, SecondaryNode
 
 ROLES = ("master", "secondary")

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from replog.transport import SECRET_HEADER
+from replog.net.transport import SECRET_HEADER
 
 T = TypeVar("T")
 

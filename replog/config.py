@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from replog.backoff import BackoffPolicy
-from replog.health import HealthPolicy
+from replog.core.backoff import BackoffPolicy
+from replog.core.health import HealthPolicy
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,12 +21,13 @@ from replog.actors.link import Describe as DescribeLink
 from replog.actors.link import SecondaryLink, WakeSignal
 from replog.actors.threads import Ticker, tell_quietly
 from replog.config import MasterConfig, SecondaryConfig, StorageConfig
-from replog.disk import DiskStore, FsyncPolicy
-from replog.errors import Overloaded, ShuttingDown
+from replog.core.errors import Overloaded, ShuttingDown
 from replog.logs import node_logger
-from replog.store import MemoryStore, Store
-from replog.transport import HttpPeer, Transport
-from replog.web.master import Appender, master_app
+from replog.net.transport import HttpPeer, Transport
+from replog.service.append import Appender
+from replog.storage.disk import DiskStore, FsyncPolicy
+from replog.storage.store import MemoryStore, Store
+from replog.web.master import master_app
 from replog.web.secondary import FaultSwitch, secondary_app
 from replog.web.server import HttpServer
 

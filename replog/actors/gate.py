@@ -14,11 +14,11 @@ from typing import Any
 import pykka
 
 from replog.actors.base import ReplogActor
-from replog.errors import ShuttingDown
-from replog.health import Status
+from replog.core.errors import ShuttingDown
+from replog.core.health import Status
+from replog.core.quorum import available_nodes, is_writable, majority
+from replog.core.writeconcern import Waiters, WriteConcernTracker
 from replog.logs import node_logger
-from replog.quorum import available_nodes, is_writable, majority
-from replog.writeconcern import Waiters, WriteConcernTracker
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,14 +14,14 @@ from typing import Any
 
 import pykka
 
-from replog import health
 from replog.actors.base import ReplogActor
 from replog.actors.gate import HealthChanged
 from replog.actors.link import NodeStatus, Probed
 from replog.actors.threads import Worker, event_stamp, tell_quietly
-from replog.health import HealthPolicy, NodeHealth
+from replog.core import health
+from replog.core.health import HealthPolicy, NodeHealth
 from replog.logs import node_logger
-from replog.transport import ProbeResult, Transport, TransportError
+from replog.net.transport import ProbeResult, Transport, TransportError
 
 
 class Tick:

@@ -14,17 +14,17 @@ from typing import Any
 
 import pykka
 
-from replog import backoff
 from replog.actors.base import ReplogActor
 from replog.actors.gate import Acked
 from replog.actors.threads import Worker, event_stamp, tell_quietly
 from replog.config import LinkConfig
-from replog.health import Status
+from replog.core import backoff
+from replog.core.health import Status
+from replog.core.replication import LinkState
+from replog.core.wire import encode_batch
 from replog.logs import node_logger
-from replog.replication import LinkState
-from replog.store import Store
-from replog.transport import Transport, TransportError
-from replog.wire import encode_batch
+from replog.net.transport import Transport, TransportError
+from replog.storage.store import Store
 
 
 class Wake:

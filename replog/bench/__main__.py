@@ -20,7 +20,7 @@ from typing import Any
 from replog.bench.load import LoadResult, run_load
 from replog.bench.machine import CpuTimes, fdatasync_us, process_cpu_s
 from replog.client import ReplogClient, poll_until
-from replog.cluster import NodeProcess, NodeSpec, Role, free_port, pinned
+from replog.testing.cluster import NodeProcess, NodeSpec, Role, free_port, pinned
 
 
 class BenchCluster:

@@ -16,7 +16,7 @@ from pathlib import Path
 import requests
 
 from replog.chaos.proxy import LinkProxy
-from replog.cluster import NodeProcess, NodeSpec, Role, free_port
+from replog.testing.cluster import NodeProcess, NodeSpec, Role, free_port
 
 __all__ = ["Cluster", "Timing"]
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import bottle
 
-from replog.errors import BadRequest, Forbidden, PayloadTooLarge, ReplogError
-from replog.store import Store
-from replog.transport import SECRET_HEADER
-from replog.wire import decode_json_object
+from replog.core.errors import BadRequest, Forbidden, PayloadTooLarge, ReplogError
+from replog.core.wire import decode_json_object
+from replog.net.transport import SECRET_HEADER
+from replog.storage.store import Store
 
 Route = Callable[..., Any]
 MAX_PAGE = 100_000

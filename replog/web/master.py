@@ -1,116 +1,22 @@
 """The master's HTTP API: append with write concern, read, health.
 
-Each request runs on its own waitress thread. An append is validated, refused at once if the
-master is read-only or too many writers already wait, stored (which gives it its seq), then the
-thread blocks on its own future from the quorum gate; nothing else waits for it.
+Each request runs on its own waitress thread: the route validates the body and hands it to the
+`Appender` (`replog.service.append`), which blocks only this thread until w is met.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import bottle
-import pykka
 
-from replog.actors.gate import AcksFor, Cancel, QuorumView, Register
-from replog.actors.threads import tell_quietly
 from replog.config import MasterConfig
-from replog.errors import ClientGone, Overloaded, ReadOnly, ShuttingDown, WriteConcernTimeout
-from replog.logs import node_logger
-from replog.store import Store
+from replog.core.wire import parse_append
+from replog.service.append import Appender
+from replog.storage.store import Store
 from replog.web.common import JsonBottle, add_read_routes, json_errors, read_json_body
 from replog.web.openapi import openapi
-from replog.wire import AppendRequest, parse_append
-
-POLL_S = 0.25  # how often a waiting writer checks for a client hang-up
-READ_ONLY_RETRY_AFTER_S = 1.0
-
-
-class Appender:
-    """The append path of one request thread, kept apart from Bottle so it is easy to follow."""
-
-    def __init__(
-        self, config: MasterConfig, store: Store, gate: pykka.ActorRef[Any], view: QuorumView
-    ) -> None:
-        self._log = node_logger(__name__, config.name)
-        self._store, self._gate, self._view = store, gate, view
-        self._slots = threading.BoundedSemaphore(config.server.max_waiting_writers)
-        self._retry_after_s = max(READ_ONLY_RETRY_AFTER_S, config.heartbeat_interval_s)
-
-    def append(self, request: AppendRequest, hung_up: Callable[[], bool]) -> dict[str, Any]:
-        if not self._slots.acquire(blocking=False):
-            raise Overloaded("too many writers are waiting; retry later", retry_after_s=1)
-        try:
-            return self._append(request, hung_up)
-        finally:
-            self._slots.release()
-
-    def _append(self, request: AppendRequest, hung_up: Callable[[], bool]) -> dict[str, Any]:
-        if self._view.read_only:
-            raise ReadOnly(
-                "no quorum: too few secondaries are reachable; nothing was stored",
-                retry_after_s=self._retry_after_s,
-            )
-        started = time.monotonic()
-        entries = self._store.append(request.messages)
-        first, last = entries[0].seq, entries[-1].seq
-        self._log.debug("stored seqs=%d..%d; waiting for w=%d", first, last, request.w)
-        acks = self._wait(last, request, hung_up)
-        self._log.info(
-            "append acknowledged seqs=%d..%d w=%d acks=%d wait_ms=%.1f",
-            first,
-            last,
-            request.w,
-            acks,
-            (time.monotonic() - started) * 1000,
-        )
-        body: dict[str, Any] = {"w": request.w, "acks": acks}
-        if request.bulk:
-            body.update(seqs=[e.seq for e in entries], first_seq=first, last_seq=last, count=len(entries))
-        else:
-            body.update(seq=last, message=request.messages[0])
-        return body
-
-    def _wait(self, seq: int, request: AppendRequest, hung_up: Callable[[], bool]) -> int:
-        """Block this thread only, until seq is held by w nodes, the deadline, or a hang-up."""
-        future: pykka.Future[int] = pykka.ThreadingFuture()
-        try:
-            self._gate.tell(Register(seq, request.w, future))
-        except pykka.ActorDeadError:
-            raise ShuttingDown("node is shutting down; the entry is stored", seq=seq) from None
-        deadline = None if request.timeout_s is None else time.monotonic() + request.timeout_s
-        while True:
-            wait_s = POLL_S if deadline is None else min(POLL_S, max(0.0, deadline - time.monotonic()))
-            try:
-                return future.get(timeout=wait_s)
-            except pykka.Timeout:
-                pass
-            except ShuttingDown:
-                raise ShuttingDown("node is shutting down; the entry is stored", seq=seq) from None
-            if deadline is not None and time.monotonic() >= deadline:
-                tell_quietly(self._gate, Cancel(future))
-                acks = self._ask_acks(seq)
-                self._log.warning("write concern timeout seq=%d w=%d acks=%d", seq, request.w, acks)
-                raise WriteConcernTimeout(
-                    f"w={request.w} not met within {request.timeout_s}s; the entry is stored and keeps "
-                    "replicating",
-                    seq=seq,
-                    acks=acks,
-                    w=request.w,
-                )
-            if hung_up():
-                tell_quietly(self._gate, Cancel(future))
-                self._log.info("client hung up while waiting seq=%d w=%d", seq, request.w)
-                raise ClientGone("client closed the connection; the entry is stored", seq=seq)
-
-    def _ask_acks(self, seq: int) -> int:
-        try:
-            return int(self._gate.ask(AcksFor(seq), block=True, timeout=1.0))
-        except (pykka.Timeout, pykka.ActorDeadError):
-            return 0
 
 
 def master_app(

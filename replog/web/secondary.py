@@ -15,11 +15,11 @@ from typing import Any
 import bottle
 
 from replog.config import Faults, SecondaryConfig
-from replog.errors import BadRequest, ReplogError
+from replog.core.errors import BadRequest, ReplogError
+from replog.core.wire import parse_replicate
 from replog.logs import node_logger
-from replog.store import Store
+from replog.storage.store import Store
 from replog.web.common import JsonBottle, add_read_routes, json_errors, read_json_body, require_secret
-from replog.wire import parse_replicate
 
 
 class InjectedFaultError(ReplogError):

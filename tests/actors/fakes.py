@@ -9,9 +9,9 @@ from typing import Any
 
 import pykka
 
-from replog.store import MemoryStore
-from replog.transport import ProbeResult, TransportError
-from replog.wire import Entry, parse_replicate
+from replog.core.wire import Entry, parse_replicate
+from replog.net.transport import ProbeResult, TransportError
+from replog.storage.store import MemoryStore
 
 
 class FakeTransport:

@@ -19,8 +19,8 @@ from replog.actors.gate import (
     Register,
     Snapshot,
 )
-from replog.errors import ShuttingDown
-from replog.health import Status
+from replog.core.errors import ShuttingDown
+from replog.core.health import Status
 
 WAIT_S = 5.0
 

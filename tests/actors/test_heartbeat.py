@@ -13,8 +13,8 @@ import pytest
 from replog.actors.gate import HealthChanged
 from replog.actors.heartbeat import Describe, HeartbeatMonitor, Tick
 from replog.actors.link import NodeStatus, Probed
-from replog.health import HealthPolicy, Status
-from replog.wire import Entry
+from replog.core.health import HealthPolicy, Status
+from replog.core.wire import Entry
 
 from .fakes import FakeClock, FakeTransport, Recorder, received
 

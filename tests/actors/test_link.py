@@ -14,10 +14,10 @@ import pytest
 from replog.actors.gate import Acked
 from replog.actors.link import Describe, NodeStatus, Probed, SecondaryLink, Wake, WakeSignal
 from replog.actors.threads import event_stamp
-from replog.backoff import BackoffPolicy
 from replog.config import LinkConfig
-from replog.health import Status
-from replog.store import MemoryStore
+from replog.core.backoff import BackoffPolicy
+from replog.core.health import Status
+from replog.storage.store import MemoryStore
 
 from .fakes import FakeTransport, Recorder, received
 

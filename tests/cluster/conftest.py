@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from replog.client import ReplogClient, poll_until
-from replog.cluster import NodeProcess, NodeSpec, Role, free_port
+from replog.testing.cluster import NodeProcess, NodeSpec, Role, free_port
 
 FAST = (
     "--heartbeat-interval=0.05",

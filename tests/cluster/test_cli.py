@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from replog.client import ReplogClient, poll_until
-from replog.cluster import free_port
+from replog.testing.cluster import free_port
 
 
 def start(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:

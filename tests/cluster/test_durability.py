@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 from replog.client import ReplogClient, ReplogHTTPError, poll_until
-from replog.cluster import NodeSpec, Role
+from replog.testing.cluster import NodeSpec, Role
 
 
 class Writers:

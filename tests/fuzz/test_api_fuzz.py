@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from replog.client import poll_until
 from replog.config import MasterConfig, SecondaryConfig, ServerConfig
-from replog.health import HealthPolicy
+from replog.core.health import HealthPolicy
 from replog.node import MasterNode, SecondaryNode
 
 json_scalars = st.one_of(

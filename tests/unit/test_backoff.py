@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from replog.backoff import BackoffPolicy, delay
-from replog.health import Status
+from replog.core.backoff import BackoffPolicy, delay
+from replog.core.health import Status
 
 POLICY = BackoffPolicy(base_s=0.1, cap_s=3.0)
 

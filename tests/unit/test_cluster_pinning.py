@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from replog import cluster
-from replog.cluster import Role, pinned
+from replog.testing import cluster
+from replog.testing.cluster import Role, pinned
 
 
 def test_master_and_secondaries_get_different_cores_of_those_allowed(monkeypatch: pytest.MonkeyPatch) -> None:

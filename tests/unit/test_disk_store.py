@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replog import records
-from replog.disk import CorruptLog, DataDirInUseError, DiskStore, FsyncPolicy, StorageError
-from replog.errors import LogConflict, LogIdMismatch, ShuttingDown
-from replog.store import MemoryStore, Store
-from replog.wire import Entry
+from replog.core import records
+from replog.core.errors import LogConflict, LogIdMismatch, ShuttingDown
+from replog.core.wire import Entry
+from replog.storage.disk import CorruptLog, DataDirInUseError, DiskStore, FsyncPolicy, StorageError
+from replog.storage.store import MemoryStore, Store
 from tests.conftest import wait_for as shared_wait_for
 
 WAIT_S = 5.0
@@ -84,7 +84,7 @@ def test_torn_tail_is_truncated_with_a_warning(open_store: Opener, caplog: pytes
     size = path.stat().st_size
     last_start = size - len(records.encode(Entry(10, "message 9")))
     os.truncate(path, size - 5)
-    with caplog.at_level(logging.WARNING, logger="replog.disk"):
+    with caplog.at_level(logging.WARNING, logger="replog.storage.disk"):
         again = open_store()
     assert again.stored_seq == 9
     assert messages(again)[-1] == "message 8"
@@ -240,7 +240,7 @@ def test_a_failed_deferred_write_stops_the_store(open_store: Opener, monkeypatch
         raise OSError(28, "No space left on device")
 
     store = open_store(new_log_id="L1")
-    monkeypatch.setattr("replog.diskprefix.os.pwrite", no_space)
+    monkeypatch.setattr("replog.storage.prefix.os.pwrite", no_space)
     store.append(["a"])
     wait_for(lambda: not store._flusher.is_alive())
     assert store.stored_seq == 0

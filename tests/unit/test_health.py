@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from replog.health import HealthPolicy, NodeHealth, Status, probe_failed, probe_ok, tick
+from replog.core.health import HealthPolicy, NodeHealth, Status, probe_failed, probe_ok, tick
 
 POLICY = HealthPolicy(suspect_after_s=2.0, unhealthy_after_s=5.0)
 

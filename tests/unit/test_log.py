@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replog.errors import LogConflict, LogIdMismatch
-from replog.log import MemoryPrefix, OrderedLog, cap_bytes
-from replog.wire import Entry
+from replog.core.errors import LogConflict, LogIdMismatch
+from replog.core.log import MemoryPrefix, OrderedLog, cap_bytes
+from replog.core.wire import Entry
 
 
 def entries(*seqs: int) -> list[Entry]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from replog.health import Status
-from replog.quorum import available_nodes, is_writable, majority
+from replog.core.health import Status
+from replog.core.quorum import available_nodes, is_writable, majority
 
 H, S, U = Status.HEALTHY, Status.SUSPECTED, Status.UNHEALTHY
 

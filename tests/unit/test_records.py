@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replog import records
-from replog.records import CorruptLog, DamagedRecordError, TruncatedRecordError
-from replog.wire import Entry
+from replog.core import records
+from replog.core.records import CorruptLog, DamagedRecordError, TruncatedRecordError
+from replog.core.wire import Entry
 
 texts = st.text(min_size=0, max_size=300)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from replog.replication import LinkState, Phase
+from replog.core.replication import LinkState, Phase
 
 
 def test_a_new_link_does_not_know_the_secondary_yet() -> None:

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from replog.errors import BadRequest
-from replog.wire import (
+from replog.core.errors import BadRequest
+from replog.core.wire import (
     MAX_BULK_MESSAGES,
     AppendRequest,
     Entry,

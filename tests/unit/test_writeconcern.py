@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from replog.writeconcern import Waiters, WriteConcernTracker
+from replog.core.writeconcern import Waiters, WriteConcernTracker
 
 
 def tracker(master_seq: int, **acked: int) -> WriteConcernTracker:

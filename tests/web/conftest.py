@@ -10,9 +10,9 @@ import pykka
 import pytest
 import requests
 
-from replog.backoff import BackoffPolicy
 from replog.config import LinkConfig, MasterConfig, SecondaryConfig, ServerConfig
-from replog.health import HealthPolicy
+from replog.core.backoff import BackoffPolicy
+from replog.core.health import HealthPolicy
 from replog.node import MasterNode, SecondaryNode
 from tests.conftest import wait_for
 

@@ -10,8 +10,8 @@ import pytest
 import requests
 
 from replog.config import Faults, SecondaryConfig, ServerConfig
+from replog.net.transport import SECRET_HEADER
 from replog.node import SecondaryNode
-from replog.transport import SECRET_HEADER
 
 from .conftest import HTTP_TIMEOUT_S
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from replog.health import Status
+from replog.core.health import Status
 
 
 def majority(node_count: int) -> int:

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from replog.errors import ReplogError
-from replog.wire import Entry
+from replog.core.errors import ReplogError
+from replog.core.wire import Entry
 
 MAGIC = b"\xa5RLg"
 HEADER = struct.Struct("<4sII")  # magic, crc32, payload length

@@ -1,6 +1,6 @@
 """A durable `Store`: one append-only record file plus a small meta file in a data directory.
 
-Layout: `entries.dat` (records of `replog.records`, seqs 1..k in order), `meta.json` (format
+Layout: `entries.dat` (records of `replog.core.records`, seqs 1..k in order), `meta.json` (format
 version and log_id, replaced atomically), `LOCK` (flock: one process per directory).
 
 Group commit: `append` adds records under the store lock and returns at once; one flusher thread
@@ -31,13 +31,13 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from replog import records
-from replog.diskprefix import DiskPrefix, StorageError, pread_all, pwrite_all
-from replog.errors import ShuttingDown
-from replog.log import OrderedLog
-from replog.records import CorruptLog as CorruptLog  # noqa: PLC0414 -- re-exported
-from replog.store import StoredListener
-from replog.wire import Entry
+from replog.core import records
+from replog.core.errors import ShuttingDown
+from replog.core.log import OrderedLog
+from replog.core.records import CorruptLog as CorruptLog  # noqa: PLC0414 -- re-exported
+from replog.core.wire import Entry
+from replog.storage.prefix import DiskPrefix, StorageError, pread_all, pwrite_all
+from replog.storage.store import StoredListener
 
 log = logging.getLogger(__name__)
 

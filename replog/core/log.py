@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from replog.errors import LogConflict, LogIdMismatch
-from replog.wire import Entry
+from replog.core.errors import LogConflict, LogIdMismatch
+from replog.core.wire import Entry
 
 MAX_PENDING = 100_000
 

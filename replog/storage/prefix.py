@@ -18,10 +18,10 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from pathlib import Path
 
-from replog import records
-from replog.errors import ReplogError, ShuttingDown
-from replog.log import cap_bytes
-from replog.wire import Entry
+from replog.core import records
+from replog.core.errors import ReplogError, ShuttingDown
+from replog.core.log import cap_bytes
+from replog.core.wire import Entry
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from replog.health import Status
+from replog.core.health import Status
 
 
 @dataclass(frozen=True, slots=True)

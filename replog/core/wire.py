@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from replog.errors import BadRequest
+from replog.core.errors import BadRequest
 
 MAX_BULK_MESSAGES = 10_000
 MAX_TIMEOUT_S = 24 * 3600.0

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from replog.log import MemoryPrefix, OrderedLog
-from replog.wire import Entry
+from replog.core.log import MemoryPrefix, OrderedLog
+from replog.core.wire import Entry
 
 StoredListener = Callable[[int], None]
 

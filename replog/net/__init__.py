@@ -1,0 +1,2 @@
+"""The master's side of the internal HTTP protocol: calls to secondaries.
+"""

@@ -1,0 +1,1 @@
+"""Services between the actors and the web apps: the append path a request thread runs."""
