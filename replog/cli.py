@@ -89,7 +89,7 @@ def build_parser(role: str) -> argparse.ArgumentParser:
 
 def _common(args: argparse.Namespace) -> tuple[ServerConfig, StorageConfig]:
     server = ServerConfig(
-        host=args.host, port=args.port, threads=args.threads, max_body_bytes=args.max_body_bytes, cpu=args.cpu
+        host=args.host, port=args.port, threads=args.threads, max_body_bytes=args.max_body_bytes
     )
     if args.fsync not in ("always", "interval", "never"):
         raise SystemExit(f"--fsync must be always, interval or never, got {args.fsync!r}")

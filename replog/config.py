@@ -21,7 +21,6 @@ class ServerConfig:
     reserved_threads: int = 8  # never given to waiting writers, so reads and /health stay fast
     connection_limit: int = 1000
     max_body_bytes: int = 8 * 1024 * 1024
-    cpu: int | None = None  # pin the node's threads to this CPU (opt-in)
 
     @property
     def max_waiting_writers(self) -> int:

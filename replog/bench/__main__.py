@@ -20,49 +20,31 @@ from typing import Any
 from replog.bench.load import LoadResult, run_load
 from replog.bench.machine import CpuTimes, fdatasync_us, process_cpu_s
 from replog.client import ReplogClient, poll_until
-from replog.testing.cluster import NodeProcess, NodeSpec, Role, free_port, pinned
+from replog.testing.cluster import LocalCluster
 
 
 class BenchCluster:
+    """A durable local cluster with quiet logs, optionally pinned (see `pinned`), and what the
+    benchmark reads of it: CPU time per node and the master's RSS."""
+
     def __init__(self, root: Path, fsync: str, pin: bool) -> None:
-        quiet = ("--log-level=WARNING", f"--fsync={fsync}")
-        self.secondaries = [
-            NodeProcess(
-                NodeSpec(
-                    f"s{i}",
-                    Role.SECONDARY,
-                    free_port(),
-                    root / f"s{i}",
-                    (*quiet, *(pinned(Role.SECONDARY) if pin else ())),
-                ),
-                root / f"s{i}.log",
-            )
-            for i in (1, 2)
-        ]
-        urls = ",".join(s.url for s in self.secondaries)
-        spec = NodeSpec(
-            "master",
-            Role.MASTER,
-            free_port(),
-            root / "master",
-            (
-                *quiet,
-                f"--secondaries={urls}",
-                "--heartbeat-interval=0.2",
-                *(pinned(Role.MASTER) if pin else ()),
-            ),
+        self.cluster = LocalCluster(
+            root,
+            common_argv=("--log-level=WARNING", f"--fsync={fsync}"),
+            master_argv=("--heartbeat-interval=0.2",),
+            log_dir=root,
+            pin=pin,
         )
-        self.master = NodeProcess(spec, root / "master.log")
+        self.master = self.cluster.master
+        self.secondaries = list(self.cluster.secondaries.values())
         self.client = ReplogClient(self.master.url, request_timeout_s=120)
 
     def start(self) -> None:
-        for node in (*self.secondaries, self.master):
-            node.start()
-        poll_until(lambda: not self.client.health()["read_only"], 30, what="cluster writable")
+        self.cluster.start()
+        self.cluster.wait_writable(30)
 
     def stop(self) -> None:
-        for node in (self.master, *self.secondaries):
-            node.stop()
+        self.cluster.stop()
 
     def cpu_s(self) -> list[float]:
         """CPU seconds used so far by the master, then each secondary."""

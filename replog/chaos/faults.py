@@ -14,7 +14,7 @@ from typing import Protocol
 
 import requests
 
-from replog.chaos.cluster import Cluster
+from replog.testing.cluster import LocalCluster
 
 __all__ = [
     "Fault",
@@ -134,7 +134,7 @@ class LinkCut(Protocol):
 
 
 class SigstopCut:
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: LocalCluster) -> None:
         self._cluster = cluster
 
     def cut(self, secondary: str) -> None:
@@ -145,7 +145,7 @@ class SigstopCut:
 
 
 class ProxyCut:
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: LocalCluster) -> None:
         if not cluster.proxies:
             raise ValueError("ProxyCut needs a cluster started with proxied links")
         self._cluster = cluster
@@ -162,7 +162,7 @@ class FaultInjector:
 
     def __init__(
         self,
-        cluster: Cluster,
+        cluster: LocalCluster,
         link_cut: LinkCut,
         baseline_error_rate: float = 0.0,
         http_timeout_s: float = 2.0,

@@ -11,7 +11,6 @@ import enum
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeAlias
 
 __all__ = [
@@ -27,7 +26,7 @@ __all__ = [
     "event_from_dict",
     "event_to_dict",
     "final_from_dict",
-    "read_history",
+    "parse_history",
 ]
 
 
@@ -181,11 +180,6 @@ def parse_history(lines: Iterable[str]) -> Iterator[Event]:
             yield event_from_dict(json.loads(text))
         except json.JSONDecodeError:
             pending = text
-
-
-def read_history(path: Path) -> list[Event]:
-    with path.open(encoding="utf-8") as fh:
-        return list(parse_history(fh))
 
 
 def final_from_dict(

@@ -17,7 +17,7 @@ from typing import Any
 import requests
 
 from replog.chaos.checker import CheckerConfig, Verdict, check
-from replog.chaos.cluster import Cluster, Timing
+from replog.chaos.cluster import Timing, fault_cluster
 from replog.chaos.faults import (
     FaultInjector,
     LinkCut,
@@ -28,6 +28,7 @@ from replog.chaos.faults import (
 from replog.chaos.history import FaultEvent, FaultPhase, FinalEntry, dump_final
 from replog.chaos.report import verdict_to_dict
 from replog.chaos.workload import HealthPoller, Recorder, Writer, WriterConfig
+from replog.testing.cluster import LocalCluster
 
 __all__ = ["PartitionMode", "RunConfig", "RunResult", "read_entries", "run"]
 
@@ -113,7 +114,7 @@ def _last_seq(url: str) -> int:
     return entries[-1].seq if entries else 0
 
 
-def _converge(cluster: Cluster, timeout_s: float) -> bool:
+def _converge(cluster: LocalCluster, timeout_s: float) -> bool:
     """Wait until every secondary shows the master's last seq. Writers have stopped, but the
     master's log can still grow: a request that reached a paused master is served on resume."""
     deadline = time.monotonic() + timeout_s
@@ -133,7 +134,7 @@ def _converge(cluster: Cluster, timeout_s: float) -> bool:
         time.sleep(0.25)
 
 
-def _wait_supervising(cluster: Cluster, stop: threading.Event, until: float, exits: list[str]) -> bool:
+def _wait_supervising(cluster: LocalCluster, stop: threading.Event, until: float, exits: list[str]) -> bool:
     """Wait until the monotonic time `until` (or stop), restarting nodes that die on their own."""
     while True:
         exits.extend(cluster.revive_crashed())
@@ -145,7 +146,7 @@ def _wait_supervising(cluster: Cluster, stop: threading.Event, until: float, exi
 
 
 def _run_schedule(
-    cfg: RunConfig, cluster: Cluster, recorder: Recorder, stop: threading.Event, exits: list[str]
+    cfg: RunConfig, cluster: LocalCluster, recorder: Recorder, stop: threading.Event, exits: list[str]
 ) -> int:
     rng = random.Random(cfg.seed)
     schedule = make_schedule(rng, cfg.duration_s, tuple(cluster.secondaries), cfg.timing.unhealthy_after_s)
@@ -175,7 +176,7 @@ def run(cfg: RunConfig) -> RunResult:
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     if (cfg.out_dir / "data").exists():
         raise FileExistsError(f"{cfg.out_dir} holds a previous run's data; use a fresh --out")
-    cluster = Cluster(
+    cluster = fault_cluster(
         cfg.out_dir,
         timing=cfg.timing,
         secret=secrets.token_hex(16) if cfg.use_secret else None,

@@ -18,13 +18,14 @@ from typing import IO, Any
 import requests
 
 from replog.chaos.history import Event, HealthEvent, OpEvent, OpType, event_to_dict
+from replog.core.errors import Overloaded, ReadOnly, WriteConcernTimeout
 
 __all__ = ["HealthPoller", "Recorder", "Writer", "WriterConfig", "classify"]
 
 log = logging.getLogger(__name__)
 
 # 503 codes that the contract says are refused before a seq is assigned
-_NOTHING_STORED = frozenset({"read_only", "overloaded"})
+_NOTHING_STORED = frozenset({ReadOnly.code, Overloaded.code})
 
 
 class Recorder:
@@ -149,9 +150,9 @@ class Writer(threading.Thread):
                 acks=acks,
             )
         )
-        if outcome is OpType.TIMEOUT and resp.status_code != 504:
+        if outcome is OpType.TIMEOUT and resp.status_code != WriteConcernTimeout.status:
             log.warning("append unexpected status value=%s status=%d", value, resp.status_code)
-        return outcome is OpType.OK or resp.status_code == 504
+        return outcome is OpType.OK or resp.status_code == WriteConcernTimeout.status
 
 
 class HealthPoller(threading.Thread):
@@ -169,7 +170,6 @@ class HealthPoller(threading.Thread):
         self._recorder = recorder
         self._stop_event = stop
         self._interval_s = interval_s
-        self.last: dict[str, Any] = {}
 
     def run(self) -> None:
         with requests.Session() as session:
@@ -181,7 +181,6 @@ class HealthPoller(threading.Thread):
                     continue
                 body = _body(resp)
                 if resp.status_code == 200 and isinstance(body.get("read_only"), bool):
-                    self.last = body
                     self._recorder.record(
                         HealthEvent(time=time.time(), read_only=body["read_only"], sent=sent)
                     )

@@ -1,167 +1,211 @@
-"""Real `python -m replog` processes on 127.0.0.1 that can be started, killed, paused and restarted.
+"""`LocalCluster`: a master and named secondaries as real processes on 127.0.0.1.
 
-Nodes are subprocesses (not threads) so that kill -9 and SIGSTOP hit exactly one node, the way a
-crash or a stalled VM would. A node keeps its data dir across restarts. Used by `run_cluster.py`,
-the multi-process tests, the benchmark and the fault run.
+The one way the rigs start a cluster: `run_cluster.py` (fixed ports 8000-8002), the multi-process
+tests (free ports, short timings), the benchmark (pinned CPUs) and the fault run (a cuttable proxy
+on each master->secondary link, a cluster secret, one log file per node). Nothing starts until
+asked; each node keeps its data dir (`data_dir/NAME`) across restarts and, with a `log_dir`, appends
+its output to `log_dir/NAME.log`. Only the thread that built the cluster drives it.
 """
 
 from __future__ import annotations
 
-import enum
+import contextlib
 import logging
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import Any
+
+from replog.client import ReplogClient, poll_until
+from replog.net.transport import SECRET_HEADER
+from replog.testing.process import NodeProcess, NodeSpec, Role, free_port, pinned
+from replog.testing.proxy import LinkProxy
+
+__all__ = ["LocalCluster", "NodeProcess", "NodeSpec", "Role", "free_port", "pinned"]
 
 log = logging.getLogger(__name__)
 
-
-class Role(enum.Enum):
-    MASTER = "master"
-    SECONDARY = "secondary"
+MASTER = "master"
 
 
-@dataclass(frozen=True)
-class NodeSpec:
-    name: str
-    role: Role
-    port: int
-    data_dir: Path
-    extra_argv: tuple[str, ...] = ()
+class LocalCluster:
+    """A master and its secondaries, each a `NodeProcess`; with `proxied` the master reaches each
+    secondary through a `LinkProxy`, so one link can be cut while both ends keep running."""
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        secondaries: Mapping[str, Sequence[str]] | Sequence[str] = ("s1", "s2"),
+        master_argv: Sequence[str] = (),
+        common_argv: Sequence[str] = (),
+        base_port: int | None = None,
+        log_dir: Path | None = None,
+        proxied: bool = False,
+        secret: str | None = None,
+        pin: bool = False,
+    ) -> None:
+        """`secondaries`: names, or names with each one's own extra argv. `base_port`: the master
+        listens on it and the secondaries on the next ports, in order; None picks free ports.
+        `common_argv` goes to every node; a node's own argv comes last, so it wins. `log_dir` None
+        lets the nodes write to this process's stdout and stderr. `pin`: see `pinned`."""
+        own = dict(secondaries) if isinstance(secondaries, Mapping) else {n: () for n in secondaries}
+        self.secret = secret
+        self.log_dir = log_dir
+        if log_dir is not None:
+            log_dir.mkdir(parents=True, exist_ok=True)
+        shared = (*common_argv, *((f"--cluster-secret={secret}",) if secret else ()))
 
-    def argv(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "replog",
-            self.role.value,
-            "--host=127.0.0.1",
-            f"--port={self.port}",
-            f"--data-dir={self.data_dir}",
-            f"--name={self.name}",
-            *self.extra_argv,
-        ]
+        def port(index: int) -> int:
+            return free_port() if base_port is None else base_port + index
 
+        def process(name: str, role: Role, index: int, argv: Sequence[str]) -> NodeProcess:
+            extra = (*shared, *(pinned(role) if pin else ()), *argv)
+            spec = NodeSpec(name, role, port(index), data_dir / name, extra)
+            return NodeProcess(spec, None if log_dir is None else log_dir / f"{name}.log")
 
-def pinned(role: Role) -> tuple[str, ...]:
-    """The `--cpu` flag that keeps each node's threads on one core: the master on the first CPU
-    this process may use, the secondaries on the last (the same one on a one-CPU machine). On a
-    2-core machine this is worth ~60%, since a node's threads stop handing the GIL across cores."""
-    cpus = sorted(os.sched_getaffinity(0))
-    return (f"--cpu={cpus[0] if role is Role.MASTER else cpus[-1]}",)
-
-
-def free_port() -> int:
-    """A port free right now; the tiny race with other processes is acceptable for a test rig."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class NodeProcess:
-    """One node's process across restarts; only the runner's thread drives it."""
-
-    def __init__(self, spec: NodeSpec, log_path: Path | None) -> None:
-        """`log_path` None lets the node write to this process's stdout and stderr."""
-        self.spec = spec
-        self._log_path = log_path
-        self._log_file: IO[bytes] | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self.paused = False
-        self.starts = 0
-        self._down_on_purpose = False
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def url(self) -> str:
-        return self.spec.url
-
-    @property
-    def pid(self) -> int | None:
-        return None if self._proc is None else self._proc.pid
-
-    @property
-    def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def start(self) -> None:
-        if self.alive:
-            return
-        self.spec.data_dir.mkdir(parents=True, exist_ok=True)
-        if self._log_file is None and self._log_path is not None:
-            self._log_file = self._log_path.open("ab")
-        if self._log_file is not None:
-            self._log_file.write(f"--- start {self.starts} at {time.time():.3f}\n".encode())
-            self._log_file.flush()
-        self._proc = subprocess.Popen(
-            self.spec.argv(),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=None if self._log_file is None else subprocess.STDOUT,
-            start_new_session=True,  # a Ctrl-C to the runner must not reach the nodes first
+        self.secondaries: dict[str, NodeProcess] = {
+            name: process(name, Role.SECONDARY, index, argv)
+            for index, (name, argv) in enumerate(own.items(), start=1)
+        }
+        self.proxies: dict[str, LinkProxy] = (
+            {n: LinkProxy(target_port=s.spec.port, name=f"master-{n}") for n, s in self.secondaries.items()}
+            if proxied
+            else {}
         )
-        self.paused = False
-        self._down_on_purpose = False
-        self.starts += 1
-        log.info("node started node=%s pid=%d url=%s", self.name, self._proc.pid, self.url)
+        links = ",".join(self.link_url(name) for name in self.secondaries)
+        self.master = process(MASTER, Role.MASTER, 0, (f"--secondaries={links}", *master_argv))
+        self.client = ReplogClient(self.master.url, request_timeout_s=30, secret=secret)
+        self._proxies_started = False
 
-    def kill(self) -> None:
-        """kill -9: no shutdown path runs, whatever is not durable is gone."""
-        if self._proc is None or self._proc.poll() is not None:
-            return
-        self._proc.send_signal(signal.SIGKILL)
-        self._proc.wait()
-        self.paused = False
-        self._down_on_purpose = True
-        log.info("node killed node=%s", self.name)
+    @property
+    def nodes(self) -> dict[str, NodeProcess]:
+        """Every node by name, the master first."""
+        return {MASTER: self.master, **self.secondaries}
 
-    def pause(self) -> None:
-        if self.alive and not self.paused:
-            assert self._proc is not None
-            self._proc.send_signal(signal.SIGSTOP)
-            self.paused = True
-            log.info("node paused node=%s", self.name)
+    def link_url(self, name: str) -> str:
+        """The URL the master knows secondary `name` by: its proxy's when proxied."""
+        proxy = self.proxies.get(name)
+        return f"http://127.0.0.1:{proxy.port}" if proxy else self.secondaries[name].url
 
-    def resume(self) -> None:
-        if self.alive and self.paused:
-            assert self._proc is not None
-            self._proc.send_signal(signal.SIGCONT)
-            self.paused = False
-            log.info("node resumed node=%s", self.name)
+    def _chosen(self, names: Sequence[str]) -> list[NodeProcess]:
+        return [self.nodes[n] for n in names] if names else list(self.nodes.values())
 
-    def stop(self, grace_s: float = 5.0) -> None:
-        """Graceful stop at the end of a run; falls back to kill -9."""
-        if self._proc is not None and self._proc.poll() is None:
-            self.resume()
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                log.warning("node ignored SIGTERM node=%s", self.name)
-                self.kill()
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+    # lifecycle -----------------------------------------------------------------------------------
+    def start(self, *names: str, timeout_s: float = 30.0) -> None:
+        """Start the named nodes (all by default) and wait until each answers /health."""
+        if not self._proxies_started:
+            for proxy in self.proxies.values():
+                proxy.start()
+            self._proxies_started = True
+        chosen = self._chosen(names)
+        for node in chosen:
+            node.start()
+        self.wait_healthy(*(n.name for n in chosen), timeout_s=timeout_s)
 
-    def exit_code(self) -> int | None:
-        return None if self._proc is None else self._proc.poll()
+    def up(self, timeout_s: float = 30.0) -> LocalCluster:
+        """Start every node and wait until the master accepts writes."""
+        self.start(timeout_s=timeout_s)
+        self.wait_writable(timeout_s)
+        return self
 
-    def died_unexpectedly(self) -> int | None:
-        """The exit code if the node exited without being killed by us (a crash, or a stray
-        signal from outside the run); None while it runs or is down on purpose."""
-        if self._proc is None or self._down_on_purpose:
-            return None
-        return self._proc.poll()
+    def kill(self, name: str) -> None:
+        self.nodes[name].kill()
+
+    def pause(self, name: str) -> None:
+        self.nodes[name].pause()
+
+    def resume(self, name: str) -> None:
+        self.nodes[name].resume()
+
+    def stop(self, *names: str) -> None:
+        """Stop the named nodes gracefully; with no names, every node and every proxy (teardown)."""
+        for node in self._chosen(names):
+            node.stop()
+        if not names:
+            for proxy in self.proxies.values():
+                proxy.close()
+            self.client.close()
+
+    def revive_crashed(self) -> list[str]:
+        """Restart every node that exited on its own; returns 'name(exit code)' for each."""
+        revived = []
+        for name, node in self.nodes.items():
+            code = node.died_unexpectedly()
+            if code is not None:
+                log.error("node exited unexpectedly node=%s exit_code=%d; restarting it", name, code)
+                revived.append(f"{name}({code})")
+                node.start()
+        return revived
+
+    # waiting ------------------------------------------------------------------------------------
+    def wait_healthy(self, *names: str, timeout_s: float = 30.0) -> None:
+        """Poll GET /health on the named nodes (all by default) until each answers; raise
+        RuntimeError at once if one exits, TimeoutError naming the laggards at the deadline."""
+        deadline = time.monotonic() + timeout_s
+        waiting = {node.name: node for node in self._chosen(names)}
+        probes = {name: ReplogClient(node.url, request_timeout_s=0.5) for name, node in waiting.items()}
+        try:
+            while waiting:
+                for name, node in list(waiting.items()):
+                    if node.exit_code() is not None:
+                        raise RuntimeError(f"node {name} exited with {node.exit_code()}{self._see_log(name)}")
+                    with contextlib.suppress(Exception):  # any failure means "not up yet"
+                        probes[name].health()
+                        del waiting[name]
+                if waiting and time.monotonic() >= deadline:
+                    raise TimeoutError(f"nodes not answering /health after {timeout_s}s: {sorted(waiting)}")
+                if waiting:
+                    time.sleep(0.02)
+        finally:
+            for probe in probes.values():
+                probe.close()
+
+    def wait_writable(self, timeout_s: float = 10.0) -> None:
+        """Poll the master's /health until it has a quorum (not read-only)."""
+        poll_until(lambda: not self.client.health()["read_only"], timeout_s, 0.02, "master writable")
+
+    def wait_health(
+        self, condition: Callable[[dict[str, Any]], bool], timeout_s: float = 10.0
+    ) -> dict[str, Any]:
+        """Poll the master's /health until `condition` holds for one answer; return that answer."""
+
+        def matched() -> dict[str, Any] | None:
+            health = self.client.health()
+            return health if condition(health) else None
+
+        return poll_until(matched, timeout_s, 0.01, "master /health matched")
+
+    def wait_converged(self, timeout_s: float = 20.0) -> list[str]:
+        """Poll until every running node shows the master's log; return it."""
+
+        def same() -> list[str] | None:
+            expected = self.messages(MASTER)
+            live = [n for n, node in self.nodes.items() if node.alive]
+            return expected if all(self.messages(n) == expected for n in live) else None
+
+        return poll_until(same, timeout_s, 0.05, "all nodes converged")
+
+    # reading -------------------------------------------------------------------------------------
+    def messages(self, name: str) -> list[str]:
+        return ReplogClient(self.nodes[name].url, request_timeout_s=5).messages()
+
+    def secondary_status(self, name: str) -> str:
+        """`Healthy`, `Suspected` or `Unhealthy`: secondary `name` as the master sees it."""
+        url = self.link_url(name)
+        return str(next(s["status"] for s in self.client.health()["secondaries"] if s["url"] == url))
+
+    def secret_headers(self) -> dict[str, str]:
+        """Headers an internal endpoint (POST /faults, /replicate) of this cluster requires."""
+        return {SECRET_HEADER: self.secret} if self.secret else {}
+
+    def log_path(self, name: str) -> Path:
+        if self.log_dir is None:
+            raise ValueError("this cluster's nodes write to stdout: no log files")
+        return self.log_dir / f"{name}.log"
+
+    def log_text(self, name: str) -> str:
+        return self.log_path(name).read_text(errors="replace")
+
+    def _see_log(self, name: str) -> str:
+        return "" if self.log_dir is None else f"; see {self.log_path(name)}"

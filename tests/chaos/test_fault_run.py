@@ -1,6 +1,7 @@
 """A short fault run against a real local cluster: every fault kind, a fixed seed, a clean verdict.
 
-Slow (about a minute) and multi-process; part of the default suite and of CI (`-m "not chaos"` skips it).
+Slow (about a minute) and multi-process; part of the default suite and of CI (`-m "not chaos"` skips
+it, and `-m "not slow"` skips it with every other multi-process test).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 from replog.chaos.report import render_summary
 from replog.chaos.runner import RunConfig, run
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
 SEED = 7
 DURATION_S = 40.0

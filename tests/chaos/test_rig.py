@@ -14,8 +14,8 @@ import requests
 
 from replog.chaos.faults import FaultKind, make_schedule
 from replog.chaos.history import OpType
-from replog.chaos.proxy import LinkProxy
 from replog.chaos.workload import classify
+from replog.testing.proxy import LinkProxy
 
 
 @pytest.fixture

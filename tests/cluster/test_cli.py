@@ -6,11 +6,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+import pytest
 
 from replog.client import ReplogClient, poll_until
 from replog.testing.cluster import free_port
+
+# Multi-process: `-m "not slow"` leaves it out of a quick run.
+pytestmark = pytest.mark.slow
 
 
 def start(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -41,10 +45,8 @@ def test_env_twins_configure_a_node_and_sigterm_exits_zero(tmp_path: Path) -> No
         health = poll_until(ReplogClient(f"http://127.0.0.1:{port}", request_timeout_s=1).health, 20)
         assert health["name"] == "envnode" and health["faults"]["delay_s"] == 0.25
         assert (tmp_path / "data").is_dir()
-        started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-        assert time.monotonic() - started < 5
+        assert proc.wait(timeout=10) == 0  # exits by itself, with 0: SIGTERM is handled
     finally:
         proc.kill()
     text = log.read_text()

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import re
 import threading
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from replog.client import ReplogClient, ReplogHTTPError, poll_until
-from replog.testing.cluster import NodeSpec, Role
+
+# Multi-process: `-m "not slow"` leaves it out of a quick run.
+pytestmark = pytest.mark.slow
 
 
 class Writers:
@@ -121,7 +126,7 @@ def test_secondary_from_another_cluster_is_refused_and_reported(make_cluster) ->
     cluster = make_cluster()
     cluster.start("master", "s2")
     s1 = cluster.secondaries["s1"]
-    s1.spec = NodeSpec("s1", Role.SECONDARY, s1.spec.port, foreign_dir, s1.spec.extra_argv)
+    s1.spec = replace(s1.spec, data_dir=foreign_dir)
     cluster.start("s1")
     cluster.wait_writable()
     cluster.client.append("ours", 2)

@@ -10,6 +10,9 @@ import pytest
 
 from replog.client import ReplogClient, ReplogHTTPError, poll_until
 
+# Multi-process: `-m "not slow"` leaves it out of a quick run.
+pytestmark = pytest.mark.slow
+
 
 def test_concurrent_mixed_w_under_errors_and_delays_is_exactly_once_in_order(make_cluster) -> None:
     cluster = make_cluster({"s1": ("--error-rate=0.3", "--delay=0.005"), "s2": ("--error-rate=0.3",)}).up()

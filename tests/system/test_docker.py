@@ -8,7 +8,6 @@ network, containers and volumes (see conftest.py); nothing here waits on a bare 
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -69,12 +68,11 @@ def test_assignment_acceptance(cluster: DockerCluster) -> None:
     assert master.post("Msg2", 2).status_code == 201
     with ThreadPoolExecutor(max_workers=1) as pool:
         msg3: Future[requests.Response] = pool.submit(master.post, "Msg3", 3, 180)
-        poll(lambda: "Msg3" in master.messages(), 30, "Msg3 stored on the master")
-        started = time.monotonic()
+        poll(lambda: master.health()["waiting_writers"] == 1, 30, "Msg3 stored and waiting for w=3")
         msg4 = master.post("Msg4", 1)
         assert msg4.status_code == 201, msg4.text
-        assert time.monotonic() - started < 10, "w=1 was held up by the waiting w=3 client"
         assert not msg3.done(), f"Msg3 w=3 returned before S2 started: {msg3.result().text}"
+        assert master.health()["waiting_writers"] == 1, "Msg4 (w=1) answered while Msg3 still waits"
 
         s2.start()
         response = msg3.result(timeout=120)
@@ -135,10 +133,10 @@ def test_master_stops_cleanly_and_keeps_its_log_on_its_volume(cluster: DockerClu
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending: Future[requests.Response] = pool.submit(master.post, "pending", 3, 120)
         poll(lambda: "pending" in master.messages(), 30, "the w=3 write is stored and waiting")
-        took_s = master.stop(timeout_s=10)
+        master.stop(timeout_s=10)
         state = master.state()
+        # 0, not 137: it exited by itself on SIGTERM, before docker's 10 s SIGKILL
         assert state["ExitCode"] == 0, f"master exited {state['ExitCode']} on SIGTERM"
-        assert took_s < 5, f"docker stop took {took_s:.1f}s"
         answer = pending.result(timeout=30)  # the waiting client is answered, not left hanging
         assert answer.status_code == 503, answer.text
         assert answer.json()["error"] == "shutting_down"

@@ -1,4 +1,9 @@
-"""Parallel clients: waiting writers hold only their own threads; past the cap, 503 at once."""
+"""Parallel clients: waiting writers hold only their own threads; past the cap, 503 at once.
+
+No clock in the assertions: "does not block" is "answers while every w=3 writer is still waiting"
+(unanswered, and counted in the master's `waiting_writers`). With a secondary down those writers
+cannot finish, so a request queued behind them would never answer and would fail on its timeout.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,6 @@ from typing import Any
 import requests
 
 from .conftest import HTTP_TIMEOUT_S, Cluster, server
-
-FAST_S = 1.0  # "well under": these answer in milliseconds on an idle machine
 
 
 class Writers:
@@ -30,6 +33,9 @@ class Writers:
         url = cluster.url + "/messages"
         self.responses[index] = requests.post(url, json=body, timeout=HTTP_TIMEOUT_S + 5)
 
+    def unanswered(self) -> int:
+        return sum(r is None for r in self.responses)
+
     def join(self, timeout_s: float = 10.0) -> list[requests.Response]:
         deadline = time.monotonic() + timeout_s
         for thread in self._threads:
@@ -37,12 +43,6 @@ class Writers:
         done = [r for r in self.responses if r is not None]
         assert len(done) == len(self.responses), "some writers never got an answer"
         return done
-
-
-def timed(call: Any) -> tuple[float, requests.Response]:
-    started = time.monotonic()
-    response = call()
-    return time.monotonic() - started, response
 
 
 @contextlib.contextmanager
@@ -61,20 +61,21 @@ def test_waiting_writers_do_not_block_others(wait_for: Any) -> None:
         writers = Writers(cluster, 30)
         wait_for(lambda: cluster.health()["waiting_writers"] == 30, timeout_s=10.0)
 
-        elapsed, response = timed(lambda: cluster.post({"message": "quick", "w": 1}))
+        def all_still_waiting() -> bool:
+            return writers.unanswered() == 30 and cluster.health()["waiting_writers"] == 30
+
+        response = cluster.post({"message": "quick", "w": 1})
         assert response.status_code == 201
-        assert elapsed < FAST_S
-        elapsed, response = timed(lambda: requests.get(cluster.url + "/messages", timeout=HTTP_TIMEOUT_S))
+        assert all_still_waiting(), "the w=1 write answered while every w=3 writer waits"
+        response = requests.get(cluster.url + "/messages", timeout=HTTP_TIMEOUT_S)
         assert response.status_code == 200
         assert len(response.json()["messages"]) == 31
-        assert elapsed < FAST_S
-        elapsed, response = timed(lambda: requests.get(cluster.url + "/health", timeout=HTTP_TIMEOUT_S))
+        response = requests.get(cluster.url + "/health", timeout=HTTP_TIMEOUT_S)
         assert response.status_code == 200
         assert response.json()["waiting_writers"] == 30
-        assert elapsed < FAST_S
-        elapsed, response = timed(lambda: cluster.post({"message": "quick-w2", "w": 2}))
+        response = cluster.post({"message": "quick-w2", "w": 2})
         assert response.status_code == 201
-        assert elapsed < FAST_S
+        assert all_still_waiting(), "reads, /health and a w=2 write answered while the writers wait"
 
         cluster.restart_secondary(1)
         answers = writers.join()
@@ -94,16 +95,16 @@ def test_past_the_cap_a_writer_is_refused_at_once(wait_for: Any) -> None:
         wait_for(lambda: cluster.health()["waiting_writers"] == 8, timeout_s=10.0)
         last_seq = cluster.health()["last_seq"]
 
-        elapsed, response = timed(lambda: cluster.post({"message": "one-too-many", "w": 3}))
+        response = cluster.post({"message": "one-too-many", "w": 3})
         assert response.status_code == 503
         assert response.json()["error"] == "overloaded"
         assert response.json()["detail"]
         assert int(response.headers["Retry-After"]) >= 1
-        assert elapsed < FAST_S
+        assert writers.unanswered() == 8, "refused at once: not queued behind the waiting writers"
         assert cluster.health()["last_seq"] == last_seq  # refused before storing: no seq consumed
-        elapsed, response = timed(lambda: requests.get(cluster.url + "/messages", timeout=HTTP_TIMEOUT_S))
+        response = requests.get(cluster.url + "/messages", timeout=HTTP_TIMEOUT_S)
         assert response.status_code == 200
-        assert elapsed < FAST_S
+        assert writers.unanswered() == 8 and cluster.health()["waiting_writers"] == 8
 
         cluster.restart_secondary(1)
         assert [r.status_code for r in writers.join()] == [201] * 8

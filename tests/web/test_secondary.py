@@ -182,11 +182,12 @@ def test_faults_set_at_start(start_secondary: Callable[..., Secondary]) -> None:
     assert secondary.faults().json() == {"delay_s": 0.2, "error_rate": 0.0}
     started = time.monotonic()
     assert acked(secondary.replicate([(1, "a")])) == 1
-    assert time.monotonic() - started >= 0.2
-    secondary.faults({"delay": 0})
-    started = time.monotonic()
+    assert time.monotonic() - started >= 0.2  # a lower bound: a busy machine cannot break it
+    # cleared at runtime, from a delay far past the request's own timeout: a delay left in place
+    # fails the request instead of merely slowing it, so no upper bound on the clock is needed
+    assert secondary.faults({"delay": 600}).status_code == 200
+    assert secondary.faults({"delay": 0}).status_code == 200
     assert acked(secondary.replicate([(2, "b")])) == 2
-    assert time.monotonic() - started < 0.2
 
 
 def test_secret_guards_the_internal_endpoints(start_secondary: Callable[..., Secondary]) -> None:

@@ -3,7 +3,7 @@
 Cutting blackholes the link the way a dropped route does: connections stay open, bytes go
 nowhere, and the master learns of it only through its own timeouts, while both nodes keep running
 and stay reachable by the test rig. It needs no privileges, unlike a network-namespace partition,
-and both sit behind the same cut()/heal() shape (see faults.LinkCut).
+and both sit behind the same cut()/heal() shape (see replog.chaos.faults.LinkCut).
 """
 
 from __future__ import annotations
@@ -55,10 +55,6 @@ class LinkProxy:
 
     def start(self) -> None:
         self._thread.start()
-
-    @property
-    def is_cut(self) -> bool:
-        return self._cut
 
     def cut(self) -> None:
         with self._lock:
