@@ -21,7 +21,6 @@ then finds damage before valid data and refuses to start (see `records.recover`)
 
 from __future__ import annotations
 
-import enum
 import fcntl
 import json
 import logging
@@ -33,6 +32,7 @@ from pathlib import Path
 
 from replog.core import records
 from replog.core.errors import ShuttingDown
+from replog.core.fsync import FsyncPolicy as FsyncPolicy  # noqa: PLC0414 -- re-exported for callers
 from replog.core.log import OrderedLog
 from replog.core.records import CorruptLog as CorruptLog  # noqa: PLC0414 -- re-exported
 from replog.core.wire import Entry
@@ -47,12 +47,6 @@ LOCK_FILE = "LOCK"
 FORMAT_VERSION = 1
 SyncFd = Callable[[int], None]
 DEFAULT_SYNC: SyncFd = getattr(os, "fdatasync", os.fsync)  # an append's size change is data: enough
-
-
-class FsyncPolicy(enum.Enum):
-    ALWAYS = "always"
-    INTERVAL = "interval"
-    NEVER = "never"
 
 
 class DataDirInUseError(Exception):
