@@ -21,8 +21,6 @@ then finds damage before valid data and refuses to start (see `records.recover`)
 
 from __future__ import annotations
 
-import fcntl
-import json
 import logging
 import os
 import threading
@@ -36,22 +34,16 @@ from replog.core.fsync import FsyncPolicy as FsyncPolicy  # noqa: PLC0414 -- re-
 from replog.core.log import OrderedLog, check_log_id
 from replog.core.records import CorruptLog as CorruptLog  # noqa: PLC0414 -- re-exported
 from replog.core.wire import Entry
+from replog.storage.datadir import LOG_FILE, META_FILE, fsync_dir, lock_dir, read_meta, write_meta
+from replog.storage.datadir import DataDirInUseError as DataDirInUseError  # noqa: PLC0414 -- re-exported
 from replog.storage.failure import StorageError as StorageError  # noqa: PLC0414 -- re-exported
-from replog.storage.prefix import DiskPrefix, pread_all, pwrite_all
+from replog.storage.prefix import DiskPrefix, pread_all
 from replog.storage.store import StoredListener
 
 log = logging.getLogger(__name__)
 
-LOG_FILE = "entries.dat"
-META_FILE = "meta.json"
-LOCK_FILE = "LOCK"
-FORMAT_VERSION = 1
 SyncFd = Callable[[int], None]
 DEFAULT_SYNC: SyncFd = getattr(os, "fdatasync", os.fsync)  # an append's size change is data: enough
-
-
-class DataDirInUseError(Exception):
-    """Another process holds this data directory: two writers would interleave records."""
 
 
 class DiskStore:
@@ -103,8 +95,8 @@ class DiskStore:
         """Open (recovering) or create the log in data_dir. new_log_id names a new master's log only."""
         if not data_dir.is_dir():
             data_dir.mkdir(parents=True)
-            _fsync_dir(data_dir.parent)
-        lock_fd = _lock_dir(data_dir)
+            fsync_dir(data_dir.parent)
+        lock_fd = lock_dir(data_dir)
         try:
             defer_writes = fsync is FsyncPolicy.ALWAYS
             prefix, log_id = _recover(data_dir, cache_entries, sync_fd, defer_writes)
@@ -193,7 +185,7 @@ class DiskStore:
         """Under the store lock: name this log, durably first (meta.json), then in memory. A failed
         meta write leaves the store unnamed and unbroken: the next batch tries again."""
         try:
-            _write_meta(self.data_dir, log_id)
+            write_meta(self.data_dir, log_id)
         except OSError as exc:
             raise StorageError(
                 f"recording log id {log_id} in {self.data_dir / META_FILE} failed: {exc}"
@@ -276,7 +268,7 @@ def _recover(
     data_dir: Path, cache_entries: int, sync_fd: SyncFd, defer_writes: bool
 ) -> tuple[DiskPrefix, str | None]:
     path, meta_path = data_dir / LOG_FILE, data_dir / META_FILE
-    log_id = _read_meta(meta_path)
+    log_id = read_meta(meta_path)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         size = os.fstat(fd).st_size
@@ -303,51 +295,3 @@ def _recover(
     except BaseException:
         os.close(fd)
         raise
-
-
-def _read_meta(meta_path: Path) -> str | None:
-    try:
-        raw = meta_path.read_bytes()
-    except FileNotFoundError:
-        return None
-    try:
-        meta = json.loads(raw)
-        version, log_id = meta["format"], meta["log_id"]
-    except (ValueError, TypeError, KeyError) as exc:
-        raise CorruptLog(f"unreadable meta file: {exc!r}", path=meta_path, offset=0) from None
-    if version != FORMAT_VERSION or not isinstance(log_id, str) or not log_id:
-        raise CorruptLog(
-            f"unsupported meta (format {version!r}, log_id {log_id!r})", path=meta_path, offset=0
-        )
-    return log_id
-
-
-def _write_meta(data_dir: Path, log_id: str) -> None:
-    """Replace meta.json atomically and durably: write a temp file, fsync, rename, fsync the directory."""
-    tmp = data_dir / (META_FILE + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        pwrite_all(fd, json.dumps({"format": FORMAT_VERSION, "log_id": log_id}).encode(), 0)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, data_dir / META_FILE)
-    _fsync_dir(data_dir)  # makes the rename, and a newly created entries.dat, durable
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _lock_dir(data_dir: Path) -> int:
-    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise DataDirInUseError(f"data directory {data_dir} is in use by another process") from None
-    return fd
