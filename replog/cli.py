@@ -20,6 +20,7 @@ from typing import Any
 from replog import logs
 from replog.config import Faults, LinkConfig, MasterConfig, SecondaryConfig, ServerConfig, StorageConfig
 from replog.core.backoff import BackoffPolicy
+from replog.core.fsync import FsyncPolicy
 from replog.core.health import HealthPolicy
 from replog.node import MasterNode, SecondaryNode
 
@@ -36,10 +37,14 @@ def _flag(
 ) -> None:
     env = _env_name(flag)
     raw = os.environ.get(env)
+    try:
+        value = kind(raw) if raw not in (None, "") else default
+    except argparse.ArgumentTypeError as exc:  # the flag's own message, naming the env twin
+        raise ValueError(f"{env}: {exc}") from None
     parser.add_argument(
         flag,
         type=kind,
-        default=kind(raw) if raw not in (None, "") else default,
+        default=value,
         help=f"{help_text} [env {env}; default {default}]",
     )
 
@@ -48,6 +53,14 @@ def _switch(parser: argparse.ArgumentParser, flag: str, help_text: str) -> None:
     env = _env_name(flag)
     on = os.environ.get(env, "").lower() in ("1", "true", "yes", "on")
     parser.add_argument(flag, action="store_true", default=on, help=f"{help_text} [env {env}]")
+
+
+def _fsync_policy(raw: str) -> FsyncPolicy:
+    """--fsync into its enum; argparse prints the message (naming the choices) and exits 2."""
+    try:
+        return FsyncPolicy.parse(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _urls(raw: str) -> tuple[str, ...]:
@@ -62,7 +75,13 @@ def build_parser(role: str) -> argparse.ArgumentParser:
     _flag(parser, "--name", str, role, "node name shown in logs and /health")
     _flag(parser, "--data-dir", Path, None, "directory of the durable log (default: replog-data/NAME)")
     _switch(parser, "--in-memory", "keep the log in memory only; it is lost on restart")
-    _flag(parser, "--fsync", str, "always", "always | interval | never: when entries reach the disk")
+    _flag(
+        parser,
+        "--fsync",
+        _fsync_policy,
+        FsyncPolicy.ALWAYS,
+        "always | interval | never: when entries reach the disk",
+    )
     _flag(parser, "--fsync-interval", float, 0.005, "seconds between fsyncs with --fsync interval")
     _flag(parser, "--cluster-secret", str, None, "shared token internal endpoints require")
     _flag(parser, "--threads", int, 128, "HTTP worker threads (each waiting writer holds one)")
@@ -91,8 +110,6 @@ def _common(args: argparse.Namespace) -> tuple[ServerConfig, StorageConfig]:
     server = ServerConfig(
         host=args.host, port=args.port, threads=args.threads, max_body_bytes=args.max_body_bytes
     )
-    if args.fsync not in ("always", "interval", "never"):
-        raise SystemExit(f"--fsync must be always, interval or never, got {args.fsync!r}")
     data_dir = None if args.in_memory else (args.data_dir or Path("replog-data") / args.name)
     return server, StorageConfig(data_dir=data_dir, fsync=args.fsync, fsync_interval_s=args.fsync_interval)
 

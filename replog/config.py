@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from replog.core.backoff import BackoffPolicy
+from replog.core.fsync import FsyncPolicy
 from replog.core.health import HealthPolicy
 
 
@@ -30,7 +31,7 @@ class ServerConfig:
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
     data_dir: Path | None = None  # None: in memory, forgotten on restart
-    fsync: str = "always"  # always | interval | never
+    fsync: FsyncPolicy = FsyncPolicy.ALWAYS
     fsync_interval_s: float = 0.005
 
 

@@ -25,7 +25,7 @@ from replog.core.errors import Overloaded, ShuttingDown
 from replog.logs import node_logger
 from replog.net.transport import HttpPeer, Transport
 from replog.service.append import Appender
-from replog.storage.disk import DiskStore, FsyncPolicy
+from replog.storage.disk import DiskStore
 from replog.storage.store import MemoryStore, Store
 from replog.web.master import master_app
 from replog.web.secondary import FaultSwitch, secondary_app
@@ -40,7 +40,7 @@ def open_store(storage: StorageConfig, new_log_id: str | None) -> Store:
         return MemoryStore(new_log_id)
     return DiskStore.open(
         storage.data_dir,
-        fsync=FsyncPolicy(storage.fsync),
+        fsync=storage.fsync,
         fsync_interval_s=storage.fsync_interval_s,
         new_log_id=new_log_id,
     )

@@ -58,12 +58,26 @@ def cap_bytes(entries: list[Entry], max_bytes: int) -> list[Entry]:
     return entries
 
 
-class OrderedLog:
-    """Total order and exactly-once application over a `Prefix`."""
+def check_log_id(held: str | None, incoming: str) -> bool:
+    """Refuse another cluster's log. True when nothing is held yet: the caller (the store, which owns
+    the id and its durability) then adopts `incoming`. Decides only; changes nothing."""
+    if held is None:
+        return True
+    if incoming != held:
+        raise LogIdMismatch(
+            f"batch is for log {incoming} but this node holds log {held}",
+            expected_log_id=held,
+            got_log_id=incoming,
+        )
+    return False
 
-    def __init__(self, prefix: Prefix, log_id: str | None = None) -> None:
+
+class OrderedLog:
+    """Total order and exactly-once application over a `Prefix`. Which log it is (`log_id`) is the
+    store's to know: see `check_log_id`."""
+
+    def __init__(self, prefix: Prefix) -> None:
         self._prefix = prefix
-        self.log_id = log_id
         self._pending: dict[int, Entry] = {}
 
     @property
@@ -74,19 +88,6 @@ class OrderedLog:
     @property
     def pending_count(self) -> int:
         return len(self._pending)
-
-    def check_log_id(self, log_id: str) -> bool:
-        """Refuse another cluster's log; adopt the id on first contact. True if newly adopted."""
-        if self.log_id is None:
-            self.log_id = log_id
-            return True
-        if log_id != self.log_id:
-            raise LogIdMismatch(
-                f"batch is for log {log_id} but this node holds log {self.log_id}",
-                expected_log_id=self.log_id,
-                got_log_id=log_id,
-            )
-        return False
 
     def append(self, messages: Sequence[str], now: float) -> list[Entry]:
         """Master only: give the messages the next seqs, in one step."""

@@ -8,6 +8,7 @@ from replog.core.health import Status
 
 
 def majority(node_count: int) -> int:
+    """More than half of node_count: the one definition, used by the quorum rule and by w="majority"."""
     return node_count // 2 + 1
 
 

@@ -107,25 +107,53 @@ def decode_at(buf: bytes | memoryview, pos: int) -> tuple[Entry, int]:
     return Entry(seq, message, stored_at), end
 
 
+def scan(
+    view: memoryview,
+    at: int,
+    seq: int,
+    offsets: array[int] | None,
+    entries: list[Entry] | None,
+    base: int = 0,
+) -> int:
+    """The fast record scan, the one loop both `decode_run` and `recover` use.
+
+    Walks whole, checksum-valid records from `at` while each holds the next seq (starting at `seq`),
+    appending each record's start (`base + offset`) to `offsets` and, given `entries`, its decoded
+    entry. One unpack and one CRC per record; it stops at the first record it cannot take (the end
+    of the buffer, a record running past it, damage, a wrong seq, bad UTF-8 when decoding) and
+    returns that offset, for the caller to classify with `check_at` or `decode_at`.
+    """
+    size, unpack, crc32, head = len(view), RECORD_HEAD.unpack_from, zlib.crc32, RECORD_HEAD.size
+    while size - at >= head:
+        magic, crc, length, got, stored_at = unpack(view, at)
+        end = at + HEADER_SIZE + length
+        if (
+            magic != MAGIC
+            or length < MIN_PAYLOAD
+            or end > size
+            or got != seq
+            or crc32(view[at + 8 : end]) != crc
+        ):
+            break
+        if entries is not None:
+            try:
+                entries.append(Entry(got, str(view[at + head : end], "utf-8"), stored_at))
+            except UnicodeDecodeError:
+                break
+        if offsets is not None:
+            offsets.append(base + at)
+        seq += 1
+        at = end
+    return at
+
+
 def decode_run(buf: bytes, first_seq: int, base_offset: int, path: Path | str) -> list[Entry]:
     """Decode a buffer of whole records that must hold first_seq, first_seq+1, ... in order."""
-    view, size, unpack, crc32 = memoryview(buf), len(buf), RECORD_HEAD.unpack_from, zlib.crc32
+    view = memoryview(buf)
     entries: list[Entry] = []
-    pos = 0
-    while pos < size:
-        expected = first_seq + len(entries)
-        if size - pos >= RECORD_HEAD.size:  # fast path: one unpack, one CRC; anything odd goes below
-            magic, crc, length, seq, stored_at = unpack(view, pos)
-            end = pos + HEADER_SIZE + length
-            valid = magic == MAGIC and length >= MIN_PAYLOAD and end <= size and seq == expected
-            if valid and crc32(view[pos + 8 : end]) == crc:
-                try:
-                    entries.append(Entry(seq, str(view[pos + RECORD_HEAD.size : end], "utf-8"), stored_at))
-                    pos = end
-                    continue
-                except UnicodeDecodeError:
-                    pass
-        _raise_unreadable(view, pos, expected, base_offset, path)
+    at = scan(view, 0, first_seq, None, entries)
+    if at < len(view):
+        _raise_unreadable(view, at, first_seq + len(entries), base_offset, path)
     return entries
 
 
@@ -164,19 +192,8 @@ def recover(read_at: ReadAt, size: int, path: Path | str, chunk_bytes: int = SCA
     while pos < size and reason is None:
         buf = memoryview(read_at(pos, min(want, size - pos)))
         want, at = chunk_bytes, 0
-        size_buf, unpack, crc32 = len(buf), RECORD_HEAD.unpack_from, zlib.crc32
-        while at < size_buf:
-            if size_buf - at >= RECORD_HEAD.size:  # fast path; anything odd is classified by check_at
-                magic, crc, length, seq, _ = unpack(buf, at)
-                end = at + HEADER_SIZE + length
-                valid = (
-                    magic == MAGIC and length >= MIN_PAYLOAD and end <= size_buf and seq == len(offsets) + 1
-                )
-                if valid and crc32(buf[at + 8 : end]) == crc:
-                    offsets.append(pos + at)
-                    at = end
-                    continue
-            try:
+        while (at := scan(buf, at, len(offsets) + 1, offsets, None, pos)) < len(buf):
+            try:  # the fast scan stopped short: say why
                 seq, end = check_at(buf, at)
             except TruncatedRecordError as exc:
                 if pos + at + exc.need > size:

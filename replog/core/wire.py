@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from replog.core.errors import BadRequest
+from replog.core.quorum import majority
 
 MAX_BULK_MESSAGES = 10_000
 MAX_TIMEOUT_S = 24 * 3600.0
@@ -81,7 +82,7 @@ def resolve_w(raw: object, node_count: int) -> int:
     if isinstance(raw, str):
         word = raw.strip().lower()
         if word == "majority":
-            return node_count // 2 + 1
+            return majority(node_count)
         if word == "all":
             return node_count
         if not word.isdigit():

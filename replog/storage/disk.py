@@ -21,9 +21,6 @@ then finds damage before valid data and refuses to start (see `records.recover`)
 
 from __future__ import annotations
 
-import enum
-import fcntl
-import json
 import logging
 import os
 import threading
@@ -33,34 +30,28 @@ from pathlib import Path
 
 from replog.core import records
 from replog.core.errors import ShuttingDown
-from replog.core.log import OrderedLog
+from replog.core.fsync import FsyncPolicy as FsyncPolicy  # noqa: PLC0414 -- re-exported for callers
+from replog.core.log import OrderedLog, check_log_id
 from replog.core.records import CorruptLog as CorruptLog  # noqa: PLC0414 -- re-exported
 from replog.core.wire import Entry
-from replog.storage.prefix import DiskPrefix, StorageError, pread_all, pwrite_all
+from replog.storage.datadir import LOG_FILE, META_FILE, fsync_dir, lock_dir, read_meta, write_meta
+from replog.storage.datadir import DataDirInUseError as DataDirInUseError  # noqa: PLC0414 -- re-exported
+from replog.storage.failure import StorageError as StorageError  # noqa: PLC0414 -- re-exported
+from replog.storage.prefix import DiskPrefix, pread_all
 from replog.storage.store import StoredListener
 
 log = logging.getLogger(__name__)
 
-LOG_FILE = "entries.dat"
-META_FILE = "meta.json"
-LOCK_FILE = "LOCK"
-FORMAT_VERSION = 1
 SyncFd = Callable[[int], None]
 DEFAULT_SYNC: SyncFd = getattr(os, "fdatasync", os.fsync)  # an append's size change is data: enough
 
 
-class FsyncPolicy(enum.Enum):
-    ALWAYS = "always"
-    INTERVAL = "interval"
-    NEVER = "never"
-
-
-class DataDirInUseError(Exception):
-    """Another process holds this data directory: two writers would interleave records."""
-
-
 class DiskStore:
-    """The durable `Store`: an `OrderedLog` over a `DiskPrefix`, with a group-commit flusher thread."""
+    """The durable `Store`: an `OrderedLog` over a `DiskPrefix`, with a group-commit flusher thread.
+
+    Owners: this store alone holds the log id and writes meta.json (`_adopt`); the prefix's
+    `StorageFailure` alone holds why the log stopped, and the flusher records into it.
+    """
 
     def __init__(
         self, data_dir: Path, prefix: DiskPrefix, log_id: str | None, lock_fd: int, *,
@@ -68,7 +59,9 @@ class DiskStore:
     ) -> None:  # fmt: skip
         self.data_dir = data_dir
         self._prefix = prefix
-        self._log = OrderedLog(prefix, log_id)
+        self._failure = prefix.failure
+        self._log = OrderedLog(prefix)
+        self._log_id = log_id  # written only by `_adopt`, under the store lock
         self._lock_fd = lock_fd
         self._policy = fsync
         self._interval_s = fsync_interval_s
@@ -102,25 +95,34 @@ class DiskStore:
         """Open (recovering) or create the log in data_dir. new_log_id names a new master's log only."""
         if not data_dir.is_dir():
             data_dir.mkdir(parents=True)
-            _fsync_dir(data_dir.parent)
-        lock_fd = _lock_dir(data_dir)
+            fsync_dir(data_dir.parent)
+        lock_fd = lock_dir(data_dir)
         try:
             defer_writes = fsync is FsyncPolicy.ALWAYS
-            prefix, log_id = _recover(data_dir, new_log_id, cache_entries, sync_fd, defer_writes)
+            prefix, log_id = _recover(data_dir, cache_entries, sync_fd, defer_writes)
         except BaseException:
             os.close(lock_fd)
             raise
-        log.info(
-            "log store opened dir=%s log_id=%s seq=%d fsync=%s", data_dir, log_id, len(prefix), fsync.value
-        )
-        return cls(
+        store = cls(
             data_dir, prefix, log_id, lock_fd,
             fsync=fsync, fsync_interval_s=fsync_interval_s, clock=clock, sync_fd=sync_fd,
         )  # fmt: skip
+        if log_id is None and new_log_id is not None:  # a new master's log is named before its first entry
+            try:
+                with store._lock:
+                    store._adopt(new_log_id)
+            except BaseException:
+                store.close()
+                raise
+        log.info(
+            "log store opened dir=%s log_id=%s seq=%d fsync=%s",
+            data_dir, store.log_id, len(prefix), fsync.value,
+        )  # fmt: skip
+        return store
 
     @property
     def log_id(self) -> str | None:
-        return self._log.log_id
+        return self._log_id
 
     @property
     def stored_seq(self) -> int:
@@ -145,20 +147,14 @@ class DiskStore:
         """Secondary: adopt/check log_id, write what became contiguous, return the stored seq."""
         with self._lock:
             self._check_open()
-            if self._log.check_log_id(log_id):
-                try:
-                    _write_meta(self.data_dir, log_id)
-                except BaseException:
-                    self._log.log_id = None
-                    raise
-                log.info("log id adopted dir=%s log_id=%s", self.data_dir, log_id)
+            if check_log_id(self._log_id, log_id):
+                self._adopt(log_id)
             if self._log.insert(entries, self._clock()):
                 self._wrote(self._log.contiguous_seq)
             target = self._log.contiguous_seq
         with self._progress:
             while self._stored < target:
-                if self._prefix.failure is not None:
-                    raise StorageError(self._prefix.failure)
+                self._failure.check()
                 if self._flusher_done:
                     raise ShuttingDown(f"the log store at {self.data_dir} closed before an fsync")
                 self._progress.wait()
@@ -185,11 +181,22 @@ class DiskStore:
         os.close(self._lock_fd)
         log.info("log store closed dir=%s seq=%d", self.data_dir, self._stored)
 
+    def _adopt(self, log_id: str) -> None:
+        """Under the store lock: name this log, durably first (meta.json), then in memory. A failed
+        meta write leaves the store unnamed and unbroken: the next batch tries again."""
+        try:
+            write_meta(self.data_dir, log_id)
+        except OSError as exc:
+            raise StorageError(
+                f"recording log id {log_id} in {self.data_dir / META_FILE} failed: {exc}"
+            ) from exc
+        self._log_id = log_id
+        log.info("log id adopted dir=%s log_id=%s", self.data_dir, log_id)
+
     def _check_open(self) -> None:
         if self._closed:
             raise ShuttingDown(f"the log store at {self.data_dir} is closed")
-        if self._prefix.failure is not None:
-            raise StorageError(self._prefix.failure)
+        self._failure.check()
 
     def _wrote(self, seq: int) -> None:
         with self._work:
@@ -204,7 +211,7 @@ class DiskStore:
                 pass
         except Exception:
             log.exception("log flusher crashed dir=%s", self.data_dir)
-            self._prefix.failure = self._prefix.failure or "the log flusher crashed"
+            self._failure.record("the log flusher crashed")
         finally:
             with self._work:
                 self._flusher_done = True
@@ -248,8 +255,7 @@ class DiskStore:
         try:
             self._sync_fd(self._prefix.fd)
         except OSError as exc:  # after a failed fsync the page cache may lie: never trust it again
-            self._prefix.failure = f"fsync of {self._prefix.path} failed: {exc}"
-            log.error("log store broken dir=%s error=%s", self.data_dir, self._prefix.failure)
+            self._failure.record(f"fsync of {self._prefix.path} failed: {exc}")
             return False
         with self._work:
             self._synced, self._last_sync = target, time.monotonic()
@@ -259,10 +265,10 @@ class DiskStore:
 
 
 def _recover(
-    data_dir: Path, new_log_id: str | None, cache_entries: int, sync_fd: SyncFd, defer_writes: bool
+    data_dir: Path, cache_entries: int, sync_fd: SyncFd, defer_writes: bool
 ) -> tuple[DiskPrefix, str | None]:
     path, meta_path = data_dir / LOG_FILE, data_dir / META_FILE
-    log_id = _read_meta(meta_path)
+    log_id = read_meta(meta_path)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         size = os.fstat(fd).st_size
@@ -279,9 +285,6 @@ def _recover(
             raise CorruptLog(
                 f"{META_FILE} is missing but {LOG_FILE} holds {count} entries", path=meta_path, offset=0
             )
-        if log_id is None and new_log_id is not None:
-            _write_meta(data_dir, new_log_id)
-            log_id = new_log_id
         cached = min(count, cache_entries)
         start = found.offsets[count - cached] if cached else found.end
         tail = records.decode_run(pread_all(fd, found.end - start, start), count - cached + 1, start, path)
@@ -292,51 +295,3 @@ def _recover(
     except BaseException:
         os.close(fd)
         raise
-
-
-def _read_meta(meta_path: Path) -> str | None:
-    try:
-        raw = meta_path.read_bytes()
-    except FileNotFoundError:
-        return None
-    try:
-        meta = json.loads(raw)
-        version, log_id = meta["format"], meta["log_id"]
-    except (ValueError, TypeError, KeyError) as exc:
-        raise CorruptLog(f"unreadable meta file: {exc!r}", path=meta_path, offset=0) from None
-    if version != FORMAT_VERSION or not isinstance(log_id, str) or not log_id:
-        raise CorruptLog(
-            f"unsupported meta (format {version!r}, log_id {log_id!r})", path=meta_path, offset=0
-        )
-    return log_id
-
-
-def _write_meta(data_dir: Path, log_id: str) -> None:
-    """Replace meta.json atomically and durably: write a temp file, fsync, rename, fsync the directory."""
-    tmp = data_dir / (META_FILE + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        pwrite_all(fd, json.dumps({"format": FORMAT_VERSION, "log_id": log_id}).encode(), 0)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, data_dir / META_FILE)
-    _fsync_dir(data_dir)  # makes the rename, and a newly created entries.dat, durable
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _lock_dir(data_dir: Path) -> int:
-    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise DataDirInUseError(f"data directory {data_dir} is in use by another process") from None
-    return fd

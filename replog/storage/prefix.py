@@ -10,7 +10,6 @@ syscall (so no GIL hand-off) on a writer's path. Buffered entries are always in 
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from array import array
@@ -19,18 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from replog.core import records
-from replog.core.errors import ReplogError, ShuttingDown
+from replog.core.errors import ShuttingDown
 from replog.core.log import cap_bytes
 from replog.core.wire import Entry
-
-log = logging.getLogger(__name__)
-
-
-class StorageError(ReplogError):
-    """A write or fsync of the log failed: the store accepts nothing more until restarted."""
-
-    status = 500
-    code = "storage_error"
+from replog.storage.failure import StorageError, StorageFailure
 
 
 class DiskPrefix:
@@ -46,7 +37,7 @@ class DiskPrefix:
     ) -> None:  # fmt: skip
         self.path = path
         self.fd = fd
-        self.failure: str | None = None
+        self.failure = StorageFailure(path)  # shared with the store's flusher, which records fsync failures
         self._offsets = offsets  # 8 bytes per entry: offsets[i] is where seq i+1 starts
         self._end = end
         self._tail = tail
@@ -67,8 +58,7 @@ class DiskPrefix:
 
     def extend(self, entries: Sequence[Entry]) -> None:
         """Write records at the end (no fsync), then make them readable."""
-        if self.failure is not None:
-            raise StorageError(self.failure)
+        self.failure.check()
         blob, starts = records.encode_batch(entries)
         if not self._defer_writes:
             try:
@@ -106,9 +96,7 @@ class DiskPrefix:
         try:
             pwrite_all(self.fd, blob, at)
         except OSError as exc:
-            self.failure = f"writing {self.path} at offset {at} failed: {exc}"
-            log.error("log store broken file=%s offset=%d error=%s", self.path, at, exc)
-            raise StorageError(self.failure) from exc
+            raise self.failure.record(f"writing {self.path} at offset {at} failed: {exc}") from exc
         with self._mem:
             self._written += count
             self._trim_cache()
@@ -119,9 +107,7 @@ class DiskPrefix:
         try:
             os.ftruncate(self.fd, self._end)
         except OSError as again:
-            self.failure = f"{detail}; cutting the partial write off failed too: {again}"
-            log.error("log store broken file=%s offset=%d error=%s", self.path, self._end, again)
-            raise StorageError(self.failure) from exc
+            raise self.failure.record(f"{detail}; cutting the partial write off failed too: {again}") from exc
         raise StorageError(detail) from exc
 
     def read(self, from_seq: int, max_count: int, max_bytes: int) -> list[Entry]:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from replog.core.log import MemoryPrefix, OrderedLog
+from replog.core.log import MemoryPrefix, OrderedLog, check_log_id
 from replog.core.wire import Entry
 
 StoredListener = Callable[[int], None]
@@ -51,13 +51,14 @@ class MemoryStore:
 
     def __init__(self, log_id: str | None = None, clock: Callable[[], float] = time.time) -> None:
         self._lock = threading.Lock()
-        self._log = OrderedLog(MemoryPrefix(), log_id)
+        self._log = OrderedLog(MemoryPrefix())
+        self._log_id = log_id  # adopted in `apply` only, under the lock
         self._clock = clock
         self._listener: StoredListener | None = None
 
     @property
     def log_id(self) -> str | None:
-        return self._log.log_id
+        return self._log_id
 
     @property
     def stored_seq(self) -> int:
@@ -75,7 +76,8 @@ class MemoryStore:
 
     def apply(self, log_id: str, entries: Sequence[Entry]) -> int:
         with self._lock:
-            self._log.check_log_id(log_id)
+            if check_log_id(self._log_id, log_id):
+                self._log_id = log_id
             self._log.insert(entries, self._clock())
             return self._log.contiguous_seq
 

@@ -41,7 +41,7 @@ def master_app(
 
     @app.get("/openapi.json")
     def get_openapi() -> dict[str, Any]:
-        return openapi(config.node_count)
+        return openapi(config.node_count, config.server.max_body_bytes)
 
     add_read_routes(app, store)
     return app

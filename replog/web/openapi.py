@@ -1,21 +1,34 @@
-"""The OpenAPI 3.0 description of the public API, served by the master at `/openapi.json`."""
+"""The OpenAPI 3.0 description of the public API, served by the master at `/openapi.json`.
+
+Every limit in it is read from where it is enforced (`core.wire`, the query parsers of
+`web.common`, the node's configured body limit), never retyped, so the document cannot drift from
+what the node accepts; `tests/web/test_openapi.py` checks each number against the running node.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from replog import __version__
+from replog.core.wire import MAX_BULK_MESSAGES, MAX_TIMEOUT_S
+from replog.web.common import MAX_PAGE
 
 _ERROR = {
     "type": "object",
     "required": ["error", "detail"],
     "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
 }
-_W = {
-    "description": "Nodes (master included) that must hold the message before the answer: 1..N+1, "
-    "'majority' or 'all'. Default 1.",
-    "oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "enum": ["majority", "all"]}],
-}
+
+
+def _w(node_count: int) -> dict[str, Any]:
+    return {
+        "description": f"Nodes (master included) that must hold the message before the answer: "
+        f"1..{node_count}, 'majority' or 'all'. Default 1.",
+        "oneOf": [
+            {"type": "integer", "minimum": 1, "maximum": node_count},
+            {"type": "string", "enum": ["majority", "all"]},
+        ],
+    }
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -25,7 +38,9 @@ def _error(description: str) -> dict[str, Any]:
     }
 
 
-def openapi(node_count: int) -> dict[str, Any]:
+def openapi(node_count: int, max_body_bytes: int) -> dict[str, Any]:
+    """The document for a cluster of node_count nodes whose master accepts bodies up to max_body_bytes."""
+    w = _w(node_count)
     append_body = {
         "type": "object",
         "properties": {
@@ -34,16 +49,16 @@ def openapi(node_count: int) -> dict[str, Any]:
             "messages": {
                 "type": "array",
                 "minItems": 1,
-                "maxItems": 10000,
+                "maxItems": MAX_BULK_MESSAGES,
                 "items": {"type": "string", "minLength": 1},
                 "description": "bulk append: one atomic, ordered append of all of them",
             },
-            "w": _W,
-            "write_concern": {**_W, "description": "alias of w"},
+            "w": w,
+            "write_concern": {**w, "description": "alias of w"},
             "timeout": {
                 "type": "number",
                 "exclusiveMinimum": 0,
-                "maximum": 86400,
+                "maximum": MAX_TIMEOUT_S,
                 "description": "seconds to wait for w; then 504, the message stays stored",
             },
         },
@@ -70,6 +85,8 @@ def openapi(node_count: int) -> dict[str, Any]:
                     ],
                     "requestBody": {
                         "required": True,
+                        "description": f"at most {max_body_bytes} bytes",
+                        "x-max-body-bytes": max_body_bytes,
                         "content": {"application/json": {"schema": append_body}},
                     },
                     "responses": {
@@ -91,7 +108,7 @@ def openapi(node_count: int) -> dict[str, Any]:
                             },
                         },
                         "400": _error("bad JSON, message or w; nothing stored"),
-                        "413": _error("body over the size limit; nothing stored"),
+                        "413": _error(f"body over {max_body_bytes} bytes; nothing stored"),
                         "503": _error("read_only (no quorum) or overloaded; nothing stored; see Retry-After"),
                         "504": _error(
                             "write_concern_timeout: stored, still replicating; carries seq and acks"
@@ -102,7 +119,12 @@ def openapi(node_count: int) -> dict[str, Any]:
                     "summary": "The log, in order (optionally one page)",
                     "parameters": [
                         {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1},
+                            "description": f"page size; a page holds at most {MAX_PAGE} messages",
+                        },
                     ],
                     "responses": {
                         "200": {

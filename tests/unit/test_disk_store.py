@@ -19,6 +19,7 @@ from replog.core import records
 from replog.core.errors import LogConflict, LogIdMismatch, ShuttingDown
 from replog.core.wire import Entry
 from replog.storage.disk import CorruptLog, DataDirInUseError, DiskStore, FsyncPolicy, StorageError
+from replog.storage.failure import StorageFailure
 from replog.storage.store import MemoryStore, Store
 from tests.conftest import wait_for as shared_wait_for
 
@@ -150,6 +151,58 @@ def test_secondary_adopts_log_id_durably_and_refuses_another(open_store: Opener)
     with pytest.raises(LogIdMismatch):
         again.apply("L2", entries(4, 4))
     assert again.stored_seq == 3
+
+
+def no_space(*args: object) -> None:
+    raise OSError(28, "No space left on device")
+
+
+def test_a_failed_log_id_write_adopts_nothing_and_the_next_batch_retries(
+    open_store: Opener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_store()
+    with monkeypatch.context() as patch:
+        patch.setattr("replog.storage.disk.os.replace", no_space)  # meta.json cannot be replaced
+        with pytest.raises(StorageError, match=r"log id L1 in .*meta\.json failed.*No space left"):
+            store.apply("L1", entries(1, 2))
+    assert (store.log_id, store.stored_seq) == (None, 0), "unnamed, and nothing applied"
+    assert log_path(store).stat().st_size == 0
+    assert store.apply("L1", entries(1, 2)) == 2, "a meta write failure does not break the store"
+    assert store.log_id == "L1"
+    store.close()
+    assert open_store().log_id == "L1"
+
+
+def flushers() -> int:
+    return sum(1 for t in threading.enumerate() if t.name == "replog-flusher")
+
+
+def test_a_new_log_whose_id_cannot_be_written_does_not_open(
+    open_store: Opener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = flushers()
+    with monkeypatch.context() as patch:
+        patch.setattr("replog.storage.disk.os.replace", no_space)
+        with pytest.raises(StorageError, match=r"meta\.json"):
+            DiskStore.open(open_store.root / "m", new_log_id="L1")
+    assert flushers() == before, "the half-opened store stopped its flusher"
+    store = open_store("m", new_log_id="L1")  # and released the directory's lock
+    assert store.log_id == "L1"
+
+
+def test_storage_failure_keeps_the_first_reason_and_logs_it_once(caplog: pytest.LogCaptureFixture) -> None:
+    failure = StorageFailure(Path("node/entries.dat"))
+    failure.check()  # nothing recorded: no error
+    assert failure.reason is None
+    with caplog.at_level(logging.ERROR, logger="replog.storage.failure"):
+        first = failure.record("fsync of entries.dat failed")
+        later = failure.record("the log flusher crashed")
+    assert failure.reason == first.detail == later.detail == "fsync of entries.dat failed"
+    with pytest.raises(StorageError, match=r"fsync of entries\.dat failed"):
+        failure.check()
+    assert [r.getMessage() for r in caplog.records] == [
+        "log store broken file=node/entries.dat reason=fsync of entries.dat failed"
+    ]
 
 
 def test_apply_is_idempotent_and_writes_only_contiguous_entries(open_store: Opener) -> None:

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replog.core.errors import LogConflict, LogIdMismatch
-from replog.core.log import MemoryPrefix, OrderedLog, cap_bytes
+from replog.core.log import MemoryPrefix, OrderedLog, cap_bytes, check_log_id
 from replog.core.wire import Entry
 
 
@@ -19,8 +19,8 @@ def messages(log: OrderedLog) -> list[str]:
     return [e.message for e in log.read(1, 1_000_000)]
 
 
-def fresh(log_id: str | None = "L") -> OrderedLog:
-    return OrderedLog(MemoryPrefix(), log_id)
+def fresh() -> OrderedLog:
+    return OrderedLog(MemoryPrefix())
 
 
 def test_master_append_assigns_consecutive_seqs_from_one() -> None:
@@ -97,20 +97,16 @@ def test_conflict_raises_and_leaves_state_unchanged(clash_seq: int) -> None:
     assert messages(log) == ["m1", "m2", "m3"]
 
 
-def test_log_id_is_adopted_on_first_contact() -> None:
-    log = fresh(None)
-    assert log.check_log_id("A") is True
-    assert log.log_id == "A"
-    assert log.check_log_id("A") is False
+def test_log_id_is_to_be_adopted_on_first_contact_only() -> None:
+    assert check_log_id(None, "A") is True
+    assert check_log_id("A", "A") is False
 
 
 def test_log_id_mismatch_is_refused() -> None:
-    log = fresh("A")
     with pytest.raises(LogIdMismatch) as caught:
-        log.check_log_id("B")
+        check_log_id("A", "B")
     assert caught.value.status == 409
     assert caught.value.extra == {"expected_log_id": "A", "got_log_id": "B"}
-    assert log.log_id == "A"
 
 
 def test_read_bounds() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from array import array
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -65,6 +67,23 @@ def test_a_cut_record_asks_for_the_bytes_it_needs() -> None:
     with pytest.raises(TruncatedRecordError) as body_cut:
         records.check_at(record[:-1], 0)
     assert body_cut.value.need == len(record)
+
+
+@given(messages=st.lists(texts, min_size=1, max_size=20), data=st.data())
+def test_scan_takes_whole_records_up_to_the_first_it_cannot(messages: list[str], data: st.DataObject) -> None:
+    """One scan serves recovery (offsets) and reads (entries): both stop at the same record."""
+    whole = log_bytes(messages)
+    _, starts = records.encode_batch([Entry(i + 1, m) for i, m in enumerate(messages)])
+    damaged = bytearray(whole)
+    bad = data.draw(st.integers(0, len(messages) - 1))
+    damaged[starts[bad] + records.HEADER_SIZE] ^= 0xFF  # inside the CRC'd seq
+    offsets: array[int] = array("Q")
+    entries: list[Entry] = []
+    stop = records.scan(memoryview(bytes(damaged)), 0, 1, offsets, entries, base=1000)
+    assert stop == starts[bad]
+    assert list(offsets) == [1000 + s for s in starts[:bad]]
+    assert [e.message for e in entries] == messages[:bad]
+    assert records.scan(memoryview(whole), 0, 1, None, None) == len(whole)
 
 
 def test_decode_run_refuses_a_seq_out_of_place() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from replog.core import quorum, wire
 from replog.core.errors import BadRequest
 from replog.core.wire import (
     MAX_BULK_MESSAGES,
@@ -58,6 +59,12 @@ def test_w_forms(body: dict[str, Any], query_w: str | None, w: int) -> None:
 def test_majority_and_all_depend_on_the_node_count(nodes: int, majority: int) -> None:
     assert resolve_w("majority", nodes) == majority
     assert resolve_w("all", nodes) == nodes
+
+
+def test_w_majority_is_the_quorum_rules_majority() -> None:
+    """One definition of "majority": the quorum rule's, which w="majority" uses rather than retypes."""
+    assert wire.majority is quorum.majority
+    assert all(resolve_w("majority", n) == quorum.majority(n) for n in range(1, 50))
 
 
 @pytest.mark.parametrize("bad_w", [0, N + 1, -1, "x", 1.5, True, False, None, [2], {"w": 2}, "", "-1", "2.0"])

@@ -1,0 +1,159 @@
+"""Every use replog makes of waitress beyond its documented API, in one place, checked at start.
+
+waitress documents `create_server(app, **settings)`, `run()` and the settings. To stop from any
+thread while answers already written still reach their sockets, and to answer small requests in
+one send, replog also relies on internals:
+
+- `server.trigger.pull_trigger(thunk)`: run a step of the stop on the I/O loop's own thread;
+- `wasyncore.dispatcher.close(server)`: close only the listening socket (`server.close()` would
+  close the trigger too, which the later steps still need);
+- `server.task_dispatcher.shutdown(cancel_pending, timeout)`: stop the worker threads;
+- `server._map` and each channel's `total_outbufs_len`: bytes written but not yet sent;
+- `wasyncore.close_all(map)`: close every channel and the trigger, which ends `run()`;
+- the deprecated `send_bytes` setting (see `SEND_BYTES`).
+
+`WaitressServer` checks each of them when it is built and fails with `WaitressChanged`, naming
+what is missing, rather than misbehaving at the first stop. The versions they were checked against
+are capped in pyproject.toml and requirements.txt; `tests/web/test_waitress_adapter.py` holds the
+behaviour (one send from the loop, the clean stop) to them.
+
+The loop itself runs in `run()` only, so a different poller (waitress's `asyncore_use_poll`, which
+has no 1024-descriptor limit) and a report of a loop that died belong here too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import warnings
+from collections.abc import Callable
+from importlib.metadata import version
+from typing import Any
+
+from waitress import wasyncore
+from waitress.server import create_server
+
+CHECKED_VERSIONS = "3.0.2"  # the waitress releases these internals were read in and tested with
+
+# Answers up to this size leave in one send from waitress's I/O loop, which the request thread
+# wakes anyway, instead of two sends (header, then body) from the request thread. Each send gives
+# up the GIL and takes it back, so this saves two hand-offs per answer: +9% appends/s unpinned and
+# +25% pinned at 16 clients w=3 (A/B). 18000 was waitress's default before 2.1; the setting is
+# deprecated since then, but still honoured in 3.0.
+SEND_BYTES = 18_000
+
+
+class WaitressChanged(RuntimeError):
+    """The installed waitress lacks, or has changed, an internal this adapter relies on."""
+
+    def __init__(self, what: str, purpose: str) -> None:
+        super().__init__(
+            f"waitress {version('waitress')} changed: {what}; replog.web.waitress_adapter relies on it "
+            f"to {purpose}. It was checked against waitress {CHECKED_VERSIONS}: install that version, "
+            f"or update the adapter and its test"
+        )
+
+
+def _require(condition: Callable[[], bool], what: str, purpose: str) -> None:
+    try:
+        ok = condition()
+    except (AttributeError, TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise WaitressChanged(what, purpose)
+
+
+def _has_params(function: Callable[..., Any], *names: str) -> bool:
+    return set(names) <= set(inspect.signature(function).parameters)
+
+
+def check_internals(server: Any, send_bytes: int) -> None:
+    """Raise `WaitressChanged` unless every internal used below is there with the expected shape."""
+    _require(lambda: int(server.effective_port) > 0, "server.effective_port is gone", "know its port")
+    _require(
+        lambda: _has_params(server.trigger.pull_trigger, "thunk"),
+        "server.trigger.pull_trigger(thunk) is gone",
+        "run steps of a stop on the I/O loop's thread",
+    )
+    _require(
+        lambda: callable(wasyncore.dispatcher.close),
+        "wasyncore.dispatcher.close is gone",
+        "close the listening socket alone",
+    )
+    _require(
+        lambda: _has_params(server.task_dispatcher.shutdown, "cancel_pending", "timeout"),
+        "server.task_dispatcher.shutdown(cancel_pending, timeout) is gone",
+        "stop the worker threads",
+    )
+    _require(lambda: isinstance(server._map, dict), "server._map is not a dict", "find the open channels")
+    _require(
+        lambda: isinstance(server.channel_class.total_outbufs_len, int),
+        "server.channel_class.total_outbufs_len is gone",
+        "wait until written answers reach their sockets",
+    )
+    _require(
+        lambda: _has_params(wasyncore.close_all, "map"),
+        "wasyncore.close_all(map) is gone",
+        "close every channel and end the loop",
+    )
+    _require(
+        lambda: server.adj.send_bytes == send_bytes,
+        "the send_bytes setting no longer takes effect",
+        "send small answers in one send from the I/O loop",
+    )
+
+
+class WaitressServer:
+    """One waitress server; each internal it uses sits behind a method named for its purpose.
+
+    `run()` runs on the serving thread; every other method may be called from any thread.
+    """
+
+    def __init__(self, app: Any, *, send_bytes: int = SEND_BYTES, **settings: Any) -> None:
+        """`settings` are waitress's documented ones (threads, connection_limit, ...)."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "send_bytes will be removed", DeprecationWarning)
+            try:
+                self._server: Any = create_server(app, send_bytes=send_bytes, **settings)
+            except ValueError as exc:
+                if "send_bytes" not in str(exc):
+                    raise
+                raise WaitressChanged(
+                    "the send_bytes setting is refused", "send small answers in one send from the I/O loop"
+                ) from exc
+        try:
+            check_internals(self._server, send_bytes)
+        except WaitressChanged:
+            with contextlib.suppress(Exception):  # best effort: the node will not start anyway
+                self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=1.0)
+            self._server.close()  # the listening socket and the trigger
+            raise
+
+    @property
+    def port(self) -> int:
+        return int(self._server.effective_port)
+
+    def run(self) -> None:
+        """Serve on the calling thread until `close_all()` has run."""
+        self._server.run()
+
+    def stop_accepting(self) -> None:
+        """Close the listening socket (on the loop's thread); open connections carry on."""
+        server = self._server
+        server.trigger.pull_trigger(lambda: wasyncore.dispatcher.close(server))
+
+    def stop_workers(self, timeout_s: float) -> None:
+        """Cancel queued requests and wait up to timeout_s for the worker threads to finish theirs."""
+        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout_s)
+
+    def unsent_bytes(self) -> int:
+        """Bytes of answers written by workers and not yet sent to their sockets."""
+        channel = self._server.channel_class
+        return sum(c.total_outbufs_len for c in list(self._server._map.values()) if isinstance(c, channel))
+
+    def close_all(self) -> None:
+        """Close every connection and the trigger (on the loop's thread), which ends `run()`."""
+        server = self._server
+        # The loop may run this thunk (which closes the trigger too) before the wake-up byte is written.
+        with contextlib.suppress(OSError):
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
