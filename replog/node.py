@@ -14,11 +14,11 @@ from typing import Any
 
 import pykka
 
-from replog.actors.gate import MasterStored, QuorumGate, QuorumView, Snapshot
+from replog.actors.gate import QuorumGate, QuorumView, Snapshot
 from replog.actors.heartbeat import Describe as DescribeHealth
 from replog.actors.heartbeat import HeartbeatMonitor, Tick
 from replog.actors.link import Describe as DescribeLink
-from replog.actors.link import SecondaryLink, WakeSignal
+from replog.actors.link import SecondaryLink, StoredSeqFanout, WakeSignal
 from replog.actors.threads import Ticker, tell_quietly
 from replog.config import MasterConfig, SecondaryConfig, StorageConfig
 from replog.core.errors import Overloaded, ShuttingDown
@@ -76,9 +76,9 @@ class MasterNode:
         self.view = QuorumView()
         self.gate = QuorumGate.start(config.name, config.secondaries, self.view)
         make = transports or self._http_peer
-        self._wakers: list[WakeSignal] = []
+        wakes: list[WakeSignal] = []
         for url in config.secondaries:
-            wake = WakeSignal()
+            wakes.append(WakeSignal())
             self.links[url] = SecondaryLink.start(
                 config.name,
                 url,
@@ -87,10 +87,8 @@ class MasterNode:
                 self.gate,
                 config.link,
                 random.Random(self._rng.random()),
-                wake,
+                wakes[-1],
             )
-            wake.bind(self.links[url])
-            self._wakers.append(wake)
         self.monitor = HeartbeatMonitor.start(
             config.name,
             {url: make(url) for url in config.secondaries},
@@ -100,9 +98,10 @@ class MasterNode:
             clock,
             log_id=self.store.log_id,
         )
-        self.store.set_listener(self._stored)
+        fanout = StoredSeqFanout(self.gate, wakes)  # the store's listener, on its flusher thread
+        self.store.set_listener(fanout)
         if self.store.stored_seq:
-            self._stored(self.store.stored_seq)
+            fanout(self.store.stored_seq)
         if heartbeat:
             self._ticker = Ticker(
                 f"heartbeat-{config.name}",
@@ -139,12 +138,6 @@ class MasterNode:
             replicate_timeout_s=link.replicate_timeout_s,
             probe_timeout_s=link.probe_timeout_s,
         )
-
-    def _stored(self, seq: int) -> None:
-        """Store listener: the master holds seq; count it toward w and let the links send it."""
-        tell_quietly(self.gate, MasterStored(seq))
-        for wake in self._wakers:
-            wake()
 
     @property
     def url(self) -> str:
