@@ -63,11 +63,20 @@ class MasterNode:
         self._rng = rng or random.Random()
         self._ticker: Ticker | None = None
         self.links: dict[str, pykka.ActorRef[Any]] = {}
+        self.fatal_reason: str | None = None  # set once, by the first fatal failure
+        self._fatal_lock = threading.Lock()
+        self._built = threading.Event()  # construction ended (either way): a fatal stop may begin
+        self._stopping = False
+        self._stopped = threading.Event()
         try:
             self._build(transports, clock, heartbeat)
         except BaseException:
+            self._stopping = True  # nothing left for a fatal stop to do
+            self._stopped.set()
             self._abandon()  # e.g. the port is taken: leave no actor thread keeping the process alive
             raise
+        finally:
+            self._built.set()
 
     def _build(
         self, transports: TransportFactory | None, clock: Callable[[], float], heartbeat: bool
@@ -88,6 +97,7 @@ class MasterNode:
                 config.link,
                 random.Random(self._rng.random()),
                 wakes[-1],
+                self._fatal,
             )
         self.monitor = HeartbeatMonitor.start(
             config.name,
@@ -139,6 +149,21 @@ class MasterNode:
             probe_timeout_s=link.probe_timeout_s,
         )
 
+    def _fatal(self, reason: str) -> None:
+        """Any thread (a link's, typically): a failure the node cannot work through, such as its own
+        log failing to read. Logs it once and stops the node from a thread of its own, since `stop`
+        waits for the very actor that reports. The CLI then exits non-zero."""
+        with self._fatal_lock:
+            if self.fatal_reason is not None:
+                return
+            self.fatal_reason = reason
+        self._log.error("fatal error; stopping the node reason=%s", reason)
+        threading.Thread(target=self._stop_after_fatal, name=f"fatal-stop-{self.config.name}").start()
+
+    def _stop_after_fatal(self) -> None:
+        self._built.wait()
+        self.stop()
+
     @property
     def url(self) -> str:
         return f"http://{self.config.server.host}:{self.server.port}"
@@ -181,17 +206,28 @@ class MasterNode:
         return self
 
     def stop(self) -> None:
-        self._log.info("master stopping")
-        if self._ticker is not None:
-            self._ticker.stop()
-        self.server.stop(drain=self._stop_gate)
-        for ref in [self.monitor, *self.links.values()]:
-            ref.stop()
-        self.store.close()
-        self._log.info("master stopped")
+        """Idempotent and safe from any thread; a second caller waits until the first is done."""
+        with self._fatal_lock:
+            first, self._stopping = not self._stopping, True
+        if not first:
+            self._stopped.wait()
+            return
+        try:
+            self._log.info("master stopping")
+            if self._ticker is not None:
+                self._ticker.stop()
+            self.server.stop(drain=self._stop_gate)
+            for ref in [self.monitor, *self.links.values()]:
+                ref.stop()
+            self.store.close()
+            self._log.info("master stopped")
+        finally:
+            self._stopped.set()
 
 
 class SecondaryNode:
+    fatal_reason: str | None = None  # a secondary's failures answer its requests; none stops it
+
     def __init__(
         self, config: SecondaryConfig, *, store: Store | None = None, rng: random.Random | None = None
     ) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,11 +27,18 @@ from replog.actors.threads import Worker, event_stamp, tell_quietly
 from replog.config import LinkConfig
 from replog.core.errors import ShuttingDown
 from replog.core.health import Status
+from replog.core.records import CorruptLog
 from replog.core.replication import Decision, Idle, LinkState, Send, Wait
 from replog.core.wire import Entry, encode_batch
 from replog.logs import node_logger
 from replog.net.transport import Transport, TransportError
+from replog.storage.prefix import StorageError
 from replog.storage.store import Store
+
+FatalCallback = Callable[[str], None]
+# The master's own log cannot be read: retrying will not help, and a node that keeps answering
+# without replicating would be half-dead. Anything else that goes wrong reading is retried.
+FATAL_STORE_ERRORS = (CorruptLog, StorageError, OSError)
 
 
 class Wake:
@@ -128,11 +135,14 @@ class SecondaryLink(ReplogActor):
         config: LinkConfig,
         rng: random.Random,
         wake: WakeSignal,
+        on_fatal: FatalCallback,
     ) -> None:
+        """`on_fatal(reason)` is called (on this actor's thread) when the master's own log cannot be
+        read; it must only hand the stop to another thread."""
         super().__init__()
         self._log = node_logger(__name__, node)
         self._url, self._store, self._transport = url, store, transport
-        self._gate, self._config = gate, config
+        self._gate, self._config, self._on_fatal = gate, config, on_fatal
         self._state = LinkState(config.backoff, rng)
         self._timer: threading.Timer | None = None
         self._wake = wake
@@ -195,6 +205,12 @@ class SecondaryLink(ReplogActor):
             log_id = self._store.log_id
             assert log_id is not None, "a master store always has a log id"
             body = encode_batch(log_id, first, entries)
+        except FATAL_STORE_ERRORS as exc:
+            reason = f"reading the log for secondary {self._url} from seq {first} failed: {exc}"
+            self._log.exception("link stopped: %s", reason)
+            self._state.broken(reason)
+            self._on_fatal(reason)
+            return
         except ShuttingDown as exc:
             self._state.read_failed(f"reading the log: {exc}")
             self._carry_out(self._state.decide(self._store.stored_seq))

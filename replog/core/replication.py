@@ -15,6 +15,7 @@ Transitions (an event not legal in the current phase raises `IllegalStep` and ch
 | IDLE        | decide, acked < stored                | SENDING     | `Send(acked + 1, handshake)`          |
 | SENDING     | dispatched(last) (the batch is read)  | SENDING     | counts entries sent a second time     |
 | SENDING     | read_failed(error), before dispatched | BACKING_OFF | `Wait` at the next decide             |
+| SENDING     | broken(error), before dispatched      | BROKEN      | `Idle` for good (the node stops)      |
 | SENDING     | sent(acked), after dispatched         | IDLE        | report the acked seq to the gate      |
 | SENDING     | failed(...), after dispatched         | BACKING_OFF | `Wait` at the next decide             |
 | BACKING_OFF | retry_due(current generation)         | IDLE        | send again if there is anything       |
@@ -48,6 +49,7 @@ class Phase(enum.Enum):
     IDLE = "idle"  # nothing in flight; sends when there is something to send
     SENDING = "sending"  # one batch in flight (or being read from the store for sending)
     BACKING_OFF = "backing_off"  # last attempt failed; a timer (or a Healthy node) ends the wait
+    BROKEN = "broken"  # the master's own log failed to read: nothing more is sent; the node stops
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,15 +143,21 @@ class LinkState:
         self._back_off(error, full_cap=refused or self.node_down)
 
     def read_failed(self, error: str) -> None:
-        """Reading the batch from the master's own store failed: retry with backoff."""
+        """Reading the batch from the master's own store failed (not fatally): retry with backoff."""
         self._require_batch("read_failed", dispatched=False)
         self._back_off(error, full_cap=False)
+
+    def broken(self, error: str) -> None:
+        """Reading the master's own store failed for good (a corrupt or failed log): stop sending."""
+        self._require_batch("broken", dispatched=False)
+        self.phase, self.batch_from, self.batch_to = Phase.BROKEN, None, None
+        self.last_error, self.pending_wait = error, None
 
     def retry_due(self, generation: int) -> None:
         """A backoff timer fired; one of an older generation was superseded and is ignored."""
         if generation > self.generation:
             raise IllegalStep(f"timer generation {generation} was never handed out (at {self.generation})")
-        if generation < self.generation:
+        if generation < self.generation or self.phase is Phase.BROKEN:
             return
         if self.phase is not Phase.BACKING_OFF or self.pending_wait is not None:
             raise IllegalStep(f"retry_due of the current timer while {self.phase.value}")
@@ -169,7 +177,7 @@ class LinkState:
         probe was asked before the last batch was answered or failed unanswered: the node may have
         read its seq before storing that batch, and adopting it would resend what it holds. A lost
         log still shows in the next probe. Returns the acked seq to report if it changed."""
-        if self.phase is Phase.SENDING or asked_at < self.fresh_after:
+        if self.phase in (Phase.SENDING, Phase.BROKEN) or asked_at < self.fresh_after:
             return None
         changed = acked_seq != self.acked_seq
         self.acked_seq, self.known = acked_seq, True

@@ -25,8 +25,10 @@ from replog.actors.threads import event_stamp
 from replog.config import LinkConfig
 from replog.core.backoff import BackoffPolicy
 from replog.core.health import Status
+from replog.core.records import CorruptLog
 from replog.core.replication import LinkState, Send
 from replog.core.wire import Entry
+from replog.storage.prefix import StorageError
 from replog.storage.store import MemoryStore, Store
 
 from .fakes import FakeTransport, Recorder, received
@@ -43,6 +45,7 @@ class Harness:
     transport: FakeTransport
     gate: pykka.ActorRef[Any]
     link: pykka.ActorRef[Any]
+    fatal: list[str]
 
     def describe(self) -> dict[str, Any]:
         return cast(dict[str, Any], self.link.ask(Describe(), timeout=5.0))
@@ -64,10 +67,11 @@ def start_link() -> Callable[..., Harness]:
         transport = FakeTransport()
         gate = Recorder.start()
         wake = WakeSignal()
+        fatal: list[str] = []
         link = SecondaryLink.start("m", URL, store, transport, gate, LinkConfig(backoff=backoff, **config),
-                                   random.Random(0), wake)
+                                   random.Random(0), wake, fatal.append)
         store.set_listener(StoredSeqFanout(gate, [wake]))
-        return Harness(store, transport, gate, link)
+        return Harness(store, transport, gate, link, fatal)
 
     return start
 
@@ -378,8 +382,29 @@ def test_a_failure_to_read_the_store_is_reported_and_retried(start_link: Callabl
     wait_for(lambda: h.describe()["replication"] == "backing_off")
     state = h.describe()
     assert state["attempt"] == 1 and "disk hiccup" in state["last_error"]
-    assert h.transport.bodies == []
+    assert h.transport.bodies == [] and h.fatal == []
     store.heal()
     h.link.tell(NodeStatus(Status.HEALTHY))  # ends the 30 s backoff at once
     wait_for(lambda: h.acks()[-1:] == [1])
     assert h.describe()["last_error"] is None
+
+
+@pytest.mark.parametrize("error", [CorruptLog("checksum mismatch", path="entries.dat", offset=7),
+                                   StorageError("pread failed: EIO")])
+def test_a_fatal_store_failure_is_escalated_and_stops_the_link(start_link: Callable[..., Harness],
+                                                               wait_for: WaitFor, error: Exception) -> None:
+    store = FlakyStore(error)
+    h = start_link(store=store)
+    h.link.tell(Probed(0, event_stamp()))  # acked seq known: the next batch is read from the store
+    h.link.tell(NodeStatus(Status.HEALTHY))
+    assert h.describe()["acked_seq"] == 0  # both handled before anything is stored
+    h.store.append(["a"])
+    wait_for(lambda: h.fatal)
+    assert len(h.fatal) == 1 and str(error) in h.fatal[0] and URL in h.fatal[0]
+    state = h.describe()
+    assert (state["replication"], state["last_error"]) == ("broken", h.fatal[0])
+    h.store.append(["b"])
+    h.link.tell(Wake())
+    h.link.tell(NodeStatus(Status.HEALTHY))
+    assert h.describe()["replication"] == "broken"
+    assert store.reads == 1 and h.transport.bodies == [] and len(h.fatal) == 1

@@ -196,6 +196,17 @@ def test_read_failure_backs_off_and_keeps_what_is_known() -> None:
         Phase.BACKING_OFF, 1, "disk hiccup", True)
 
 
+def test_broken_is_final() -> None:
+    state = connected()
+    state.decide(3)
+    state.broken("corrupt log")
+    assert (state.phase, state.last_error) == (Phase.BROKEN, "corrupt log")
+    assert state.node_status(Status.HEALTHY) is False
+    assert state.probed(0, asked_at=99) is None
+    state.retry_due(state.generation)
+    assert state.decide(3) is IDLE and not state.idle
+
+
 # probes ---------------------------------------------------------------------------------------------
 def test_probe_adopts_acked_seq_only_when_nothing_is_in_flight() -> None:
     state = new(acked_seq=4)
@@ -270,6 +281,12 @@ def wait_not_handed_out() -> LinkState:
     return state
 
 
+def broken() -> LinkState:
+    state = decided()
+    state.broken("corrupt")
+    return state
+
+
 @pytest.mark.parametrize(
     ("make", "step"),
     [
@@ -277,16 +294,20 @@ def wait_not_handed_out() -> LinkState:
         (idle, lambda s: s.sent(3)),
         (idle, lambda s: s.failed("x", answered=True)),
         (idle, lambda s: s.read_failed("x")),
+        (idle, lambda s: s.broken("x")),
         (decided, lambda s: s.sent(3)),  # no answer before the batch went out
         (decided, lambda s: s.failed("x", answered=False)),
         (decided, lambda s: s.dispatched(1)),  # a batch from 2 cannot end before it
         (in_flight, lambda s: s.dispatched(3)),  # dispatched twice
         (in_flight, lambda s: s.read_failed("x")),
+        (in_flight, lambda s: s.broken("x")),
         (backing_off, lambda s: s.sent(3)),
         (backing_off, lambda s: s.failed("x", answered=True)),
         (backing_off, lambda s: s.retry_due(s.generation + 1)),  # a timer never handed out
         (wait_not_handed_out, lambda s: s.retry_due(s.generation)),
         (idle, lambda s: s.retry_due(s.generation)),  # the current timer, with nothing to end
+        (broken, lambda s: s.sent(1)),
+        (broken, lambda s: s.dispatched(1)),
     ],
 )
 def test_an_illegal_step_raises_and_changes_nothing(make: Callable[[], LinkState], step: Step) -> None:
