@@ -183,7 +183,14 @@ class MasterNode:
             raise Overloaded("the node's actors did not answer within 2 s", retry_after_s=1) from None
         stored = self.store.stored_seq
         secondaries = [
-            {"url": url, **beats[url], **state, "lag": max(0, stored - state["acked_seq"])}
+            {
+                "url": url,
+                **beats[url],
+                **state,
+                # The last probe may predate the batch that made the secondary adopt our log id.
+                "log_id": beats[url]["log_id"] or state["log_id"],
+                "lag": max(0, stored - state["acked_seq"]),
+            }
             for url, state in links.items()
         ]
         return {

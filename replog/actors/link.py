@@ -273,4 +273,6 @@ class SecondaryLink(ReplogActor):
             "attempt": state.attempt,
             "last_error": state.last_error,
             "resent_entries": state.resent,
+            # A secondary that accepted a batch carrying our log id holds it, even if no probe saw it yet.
+            "log_id": self._store.log_id if state.log_accepted else None,
         }

@@ -91,6 +91,7 @@ class LinkState:
     generation: int = 0  # of the timer the state waits for; an older timer is stale
     resent: int = 0  # entries sent again after a failure or a lost log: shown in /health
     highest_sent: int = 0
+    log_accepted: bool = False  # a batch with our log id was accepted, and nothing since says otherwise
     batch_from: int | None = None  # first seq of the batch in flight, from decide until its outcome
     batch_to: int | None = None  # its last seq, once dispatched (first - 1 for a handshake)
     pending_wait: Wait | None = None  # the wait the next decide hands out
@@ -126,7 +127,7 @@ class LinkState:
         Returns the acked seq to report to the quorum gate."""
         self._require_batch("sent", dispatched=True)
         self.fresh_after = max(self.fresh_after, answered_at)
-        self.acked_seq, self.known = acked_seq, True
+        self.acked_seq, self.known, self.log_accepted = acked_seq, True, True
         self.phase, self.batch_from, self.batch_to = Phase.IDLE, None, None
         self.attempt, self.last_error = 0, None
         return acked_seq
@@ -140,6 +141,7 @@ class LinkState:
         if not answered:
             self.fresh_after = max(self.fresh_after, failed_at)
         self.known = self.known and answered
+        self.log_accepted = self.log_accepted and answered and not refused
         self._back_off(error, full_cap=refused or self.node_down)
 
     def read_failed(self, error: str) -> None:

@@ -87,7 +87,7 @@ def test_first_contact_is_an_empty_handshake_then_one_batch(start_link: Callable
     assert h.transport.messages() == ["a", "b", "c", "d", "e"]
     assert all(b["log_id"] == "log-1" for b in h.transport.bodies)
     assert h.describe() == {"acked_seq": 5, "replication": "idle", "attempt": 0, "last_error": None,
-                            "resent_entries": 0}
+                            "resent_entries": 0, "log_id": "log-1"}
 
 
 def test_handshake_with_a_secondary_that_holds_a_prefix_sends_only_the_rest(

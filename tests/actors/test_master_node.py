@@ -42,6 +42,28 @@ def secondaries(node: MasterNode) -> list[dict[str, Any]]:
     return list(node.health()["secondaries"])
 
 
+def test_health_shows_the_log_id_a_secondary_adopted_after_its_last_probe(
+        start_master: Callable[..., Started], wait_for: WaitFor) -> None:
+    node, fakes = start_master()
+    node.monitor.tell(Tick())  # both secondaries answer: empty, no log id yet
+    wait_for(lambda: [s["status"] for s in secondaries(node)] == ["Healthy", "Healthy"])
+    assert [s["log_id"] for s in secondaries(node)] == [None, None]
+    node.store.append(["a"])  # the first batch carries the log id; each secondary adopts it
+    wait_for(lambda: [s["acked_seq"] for s in secondaries(node)] == [1, 1])
+    assert [f.store.log_id for f in fakes.values()] == ["log-m", "log-m"]
+    assert [s["log_id"] for s in secondaries(node)] == ["log-m", "log-m"]  # no probe since
+
+
+def test_health_keeps_showing_the_log_id_a_probe_saw(start_master: Callable[..., Started],
+                                                     wait_for: WaitFor) -> None:
+    node, fakes = start_master()
+    fakes[URLS[0]].store.apply("other", [])  # a secondary of another cluster
+    node.monitor.tell(Tick())
+    wait_for(lambda: secondaries(node)[0]["probe_error"] is not None)
+    assert secondaries(node)[0]["log_id"] == "other"
+    assert secondaries(node)[0]["status"] == "Unhealthy"
+
+
 def test_fatal_store_failure_stops_the_node_with_an_error_line(
         start_master: Callable[..., Started], wait_for: WaitFor, caplog: pytest.LogCaptureFixture) -> None:
     store = BrokenStore("log-m")

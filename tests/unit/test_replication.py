@@ -207,6 +207,23 @@ def test_broken_is_final() -> None:
     assert state.decide(3) is IDLE and not state.idle
 
 
+def test_log_accepted_after_an_answer_until_a_refusal_or_a_silence() -> None:
+    state = new()
+    assert state.log_accepted is False
+    state = connected()
+    assert state.log_accepted is True
+    fail(state, 1, answered=True)  # a 500: it still holds our log
+    assert state.log_accepted is True
+    state.retry_due(state.generation)
+    fail(state, 1, refused=True)  # e.g. 409 log_id_mismatch
+    assert state.log_accepted is False
+    state.retry_due(state.generation)
+    send(state, 1)
+    state.sent(1)
+    fail(state, 2, answered=False)  # it may have restarted empty
+    assert state.log_accepted is False
+
+
 # probes ---------------------------------------------------------------------------------------------
 def test_probe_adopts_acked_seq_only_when_nothing_is_in_flight() -> None:
     state = new(acked_seq=4)
