@@ -1,7 +1,8 @@
 """`python -m replog master|secondary`: the only place that reads argv and the environment.
 
 Every flag has an environment twin (`--heartbeat-interval` <-> `REPLOG_HEARTBEAT_INTERVAL`), so a
-container is configured with env alone. SIGTERM and SIGINT stop the node cleanly with exit code 0.
+container is configured with env alone. SIGTERM and SIGINT stop the node cleanly with exit code 0;
+a fatal failure (the master's own log cannot be read) stops it with exit code 1.
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ def run(config: MasterConfig | SecondaryConfig) -> int:
         log.error("node=%s cannot start: %s", config.name, exc)
         return 1
     node.start()
-    while not stop.wait(0.5):
+    while not stop.wait(0.5) and node.fatal_reason is None:
         pass
     node.stop()
-    return 0
+    return 0 if node.fatal_reason is None else 1  # the node logged the reason at ERROR

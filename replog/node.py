@@ -14,11 +14,11 @@ from typing import Any
 
 import pykka
 
-from replog.actors.gate import MasterStored, QuorumGate, QuorumView, Snapshot
+from replog.actors.gate import QuorumGate, QuorumView, Snapshot
 from replog.actors.heartbeat import Describe as DescribeHealth
 from replog.actors.heartbeat import HeartbeatMonitor, Tick
 from replog.actors.link import Describe as DescribeLink
-from replog.actors.link import SecondaryLink, WakeSignal
+from replog.actors.link import SecondaryLink, StoredSeqFanout, WakeSignal
 from replog.actors.threads import Ticker, tell_quietly
 from replog.config import MasterConfig, SecondaryConfig, StorageConfig
 from replog.core.errors import Overloaded, ShuttingDown
@@ -63,11 +63,20 @@ class MasterNode:
         self._rng = rng or random.Random()
         self._ticker: Ticker | None = None
         self.links: dict[str, pykka.ActorRef[Any]] = {}
+        self.fatal_reason: str | None = None  # set once, by the first fatal failure
+        self._fatal_lock = threading.Lock()
+        self._built = threading.Event()  # construction ended (either way): a fatal stop may begin
+        self._stopping = False
+        self._stopped = threading.Event()
         try:
             self._build(transports, clock, heartbeat)
         except BaseException:
+            self._stopping = True  # nothing left for a fatal stop to do
+            self._stopped.set()
             self._abandon()  # e.g. the port is taken: leave no actor thread keeping the process alive
             raise
+        finally:
+            self._built.set()
 
     def _build(
         self, transports: TransportFactory | None, clock: Callable[[], float], heartbeat: bool
@@ -76,9 +85,9 @@ class MasterNode:
         self.view = QuorumView()
         self.gate = QuorumGate.start(config.name, config.secondaries, self.view)
         make = transports or self._http_peer
-        self._wakers: list[WakeSignal] = []
+        wakes: list[WakeSignal] = []
         for url in config.secondaries:
-            wake = WakeSignal()
+            wakes.append(WakeSignal())
             self.links[url] = SecondaryLink.start(
                 config.name,
                 url,
@@ -87,10 +96,9 @@ class MasterNode:
                 self.gate,
                 config.link,
                 random.Random(self._rng.random()),
-                wake,
+                wakes[-1],
+                self._fatal,
             )
-            wake.bind(self.links[url])
-            self._wakers.append(wake)
         self.monitor = HeartbeatMonitor.start(
             config.name,
             {url: make(url) for url in config.secondaries},
@@ -100,9 +108,10 @@ class MasterNode:
             clock,
             log_id=self.store.log_id,
         )
-        self.store.set_listener(self._stored)
+        fanout = StoredSeqFanout(self.gate, wakes)  # the store's listener, on its flusher thread
+        self.store.set_listener(fanout)
         if self.store.stored_seq:
-            self._stored(self.store.stored_seq)
+            fanout(self.store.stored_seq)
         if heartbeat:
             self._ticker = Ticker(
                 f"heartbeat-{config.name}",
@@ -140,11 +149,20 @@ class MasterNode:
             probe_timeout_s=link.probe_timeout_s,
         )
 
-    def _stored(self, seq: int) -> None:
-        """Store listener: the master holds seq; count it toward w and let the links send it."""
-        tell_quietly(self.gate, MasterStored(seq))
-        for wake in self._wakers:
-            wake()
+    def _fatal(self, reason: str) -> None:
+        """Any thread (a link's, typically): a failure the node cannot work through, such as its own
+        log failing to read. Logs it once and stops the node from a thread of its own, since `stop`
+        waits for the very actor that reports. The CLI then exits non-zero."""
+        with self._fatal_lock:
+            if self.fatal_reason is not None:
+                return
+            self.fatal_reason = reason
+        self._log.error("fatal error; stopping the node reason=%s", reason)
+        threading.Thread(target=self._stop_after_fatal, name=f"fatal-stop-{self.config.name}").start()
+
+    def _stop_after_fatal(self) -> None:
+        self._built.wait()
+        self.stop()
 
     @property
     def url(self) -> str:
@@ -165,7 +183,14 @@ class MasterNode:
             raise Overloaded("the node's actors did not answer within 2 s", retry_after_s=1) from None
         stored = self.store.stored_seq
         secondaries = [
-            {"url": url, **beats[url], **state, "lag": max(0, stored - state["acked_seq"])}
+            {
+                "url": url,
+                **beats[url],
+                **state,
+                # The last probe may predate the batch that made the secondary adopt our log id.
+                "log_id": beats[url]["log_id"] or state["log_id"],
+                "lag": max(0, stored - state["acked_seq"]),
+            }
             for url, state in links.items()
         ]
         return {
@@ -188,17 +213,28 @@ class MasterNode:
         return self
 
     def stop(self) -> None:
-        self._log.info("master stopping")
-        if self._ticker is not None:
-            self._ticker.stop()
-        self.server.stop(drain=self._stop_gate)
-        for ref in [self.monitor, *self.links.values()]:
-            ref.stop()
-        self.store.close()
-        self._log.info("master stopped")
+        """Idempotent and safe from any thread; a second caller waits until the first is done."""
+        with self._fatal_lock:
+            first, self._stopping = not self._stopping, True
+        if not first:
+            self._stopped.wait()
+            return
+        try:
+            self._log.info("master stopping")
+            if self._ticker is not None:
+                self._ticker.stop()
+            self.server.stop(drain=self._stop_gate)
+            for ref in [self.monitor, *self.links.values()]:
+                ref.stop()
+            self.store.close()
+            self._log.info("master stopped")
+        finally:
+            self._stopped.set()
 
 
 class SecondaryNode:
+    fatal_reason: str | None = None  # a secondary's failures answer its requests; none stops it
+
     def __init__(
         self, config: SecondaryConfig, *, store: Store | None = None, rng: random.Random | None = None
     ) -> None:

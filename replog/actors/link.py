@@ -1,30 +1,44 @@
-"""A secondary link: the retry/backoff state machine that moves batches to one secondary.
+"""A secondary link: carries out the decisions of its replication state machine for one secondary.
 
-The actor decides what to send (`replication.LinkState`), its sender thread does the blocking HTTP
-call, and the outcome comes back as a `tell`. One batch is in flight at a time, starting right after
-the secondary's acked seq, so catch-up after an outage is the same path with bigger batches.
+`replication.LinkState` decides everything (what to send, handshakes, how long to wait, which timer
+counts); this actor feeds it events and carries its decisions out: it reads a batch from the store
+and hands it to its own sender thread, which does the blocking HTTP call and reports back with a
+`tell`, or it starts the one timer the state asked for. One batch is in flight at a time, starting
+right after the secondary's acked seq, so catch-up after an outage is the same path with bigger
+batches.
+
+Threads: `handle` and everything it calls run on the link actor's thread; `_send` on the sender
+thread; `WakeSignal.__call__` and `StoredSeqFanout.__call__` on the store's flusher thread.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pykka
 
 from replog.actors.base import ReplogActor
-from replog.actors.gate import Acked
+from replog.actors.gate import Acked, MasterStored
 from replog.actors.threads import Worker, event_stamp, tell_quietly
 from replog.config import LinkConfig
-from replog.core import backoff
+from replog.core.errors import ShuttingDown
 from replog.core.health import Status
-from replog.core.replication import LinkState
-from replog.core.wire import encode_batch
+from replog.core.records import CorruptLog
+from replog.core.replication import Decision, Idle, LinkState, Send, Wait
+from replog.core.wire import Entry, encode_batch
 from replog.logs import node_logger
 from replog.net.transport import Transport, TransportError
+from replog.storage.prefix import StorageError
 from replog.storage.store import Store
+
+FatalCallback = Callable[[str], None]
+# The master's own log cannot be read: retrying will not help, and a node that keeps answering
+# without replicating would be half-dead. Anything else that goes wrong reading is retried.
+FATAL_STORE_ERRORS = (CorruptLog, StorageError, OSError)
 
 
 class Wake:
@@ -69,29 +83,45 @@ class Describe:
 
 class WakeSignal:
     """Coalesces wake-ups: at most one `Wake` waits in the link's mailbox at any time, and none
-    while a batch is in flight, since the link looks for new entries when its answer comes back.
-    Every wake-up skipped is a thread switch saved on the append path."""
+    unless the link's state is idle (with a batch in flight or a retry pending, the link looks for
+    new entries anyway when that ends). Every wake-up skipped is a thread switch saved on the append
+    path. The in-flight truth is the state's own `idle`, never a copy: the store advances stored_seq
+    before it signals, and the link leaves SENDING/BACKING_OFF before it reads stored_seq, so an
+    entry is never left unseen."""
 
     def __init__(self) -> None:
         self._ref: pykka.ActorRef[Any] | None = None
+        self._state: LinkState | None = None
         self._pending = threading.Event()
-        self._in_flight = False
 
-    def bind(self, ref: pykka.ActorRef[Any]) -> None:
-        self._ref = ref
+    def bind(self, ref: pykka.ActorRef[Any], state: LinkState) -> None:
+        """Called once by the link it belongs to, before it handles any message."""
+        self._ref, self._state = ref, state
 
     def __call__(self) -> None:
-        if self._ref is not None and not self._in_flight and not self._pending.is_set():
+        """Runs on the store's flusher thread (or on the thread that starts the node)."""
+        ref, state = self._ref, self._state
+        if ref is not None and state is not None and state.idle and not self._pending.is_set():
             self._pending.set()
-            tell_quietly(self._ref, Wake())
+            tell_quietly(ref, Wake())
 
     def taken(self) -> None:
+        """The link took the `Wake` out of its mailbox; it reads stored_seq only after this."""
         self._pending.clear()
 
-    def in_flight(self, sending: bool) -> None:
-        """Set by the link: True when it hands a batch to its sender, False before it looks again.
-        The store advances stored_seq before it signals, so an entry is never left unseen."""
-        self._in_flight = sending
+
+class StoredSeqFanout:
+    """The master store's listener: the master holds seq, so count it toward w and let every link
+    send it. Runs on the store's flusher thread, after each group commit, in increasing seq order;
+    it only `tell`s, so the flusher never waits for an actor."""
+
+    def __init__(self, gate: pykka.ActorRef[Any], signals: Sequence[WakeSignal]) -> None:
+        self._gate, self._signals = gate, tuple(signals)
+
+    def __call__(self, seq: int) -> None:
+        tell_quietly(self._gate, MasterStored(seq))
+        for signal in self._signals:
+            signal()
 
 
 class SecondaryLink(ReplogActor):
@@ -105,18 +135,18 @@ class SecondaryLink(ReplogActor):
         config: LinkConfig,
         rng: random.Random,
         wake: WakeSignal,
+        on_fatal: FatalCallback,
     ) -> None:
+        """`on_fatal(reason)` is called (on this actor's thread) when the master's own log cannot be
+        read; it must only hand the stop to another thread."""
         super().__init__()
         self._log = node_logger(__name__, node)
         self._url, self._store, self._transport = url, store, transport
-        self._gate, self._config, self._rng = gate, config, rng
-        self._state = LinkState()
-        self._status = Status.UNHEALTHY
+        self._gate, self._config, self._on_fatal = gate, config, on_fatal
+        self._state = LinkState(config.backoff, rng)
         self._timer: threading.Timer | None = None
-        self._generation = 0  # invalidates timers that fired after they were superseded
-        self._resent = 0  # entries sent again after a failure or a lost log: shown in /health
-        self._highest_sent = 0
         self._wake = wake
+        wake.bind(self.actor_ref, self._state)
 
     def on_start(self) -> None:
         self._sender = Worker(f"send-{self._url}")
@@ -127,50 +157,78 @@ class SecondaryLink(ReplogActor):
         self._transport.close()
 
     def handle(self, message: Any) -> Any:
+        state = self._state
         match message:
             case Wake():
                 self._wake.taken()
             case Sent(acked_seq, first_seq, last_seq, answered_at):
-                self._wake.in_flight(False)
-                self._sent(acked_seq, first_seq, last_seq, answered_at)
+                recovering = state.attempt > 0
+                self._report(state.sent(acked_seq, answered_at))
+                self._log_sent(acked_seq, first_seq, last_seq, recovering)
             case SendFailed(error, answered, refused, failed_at):
-                self._wake.in_flight(False)
-                self._failed(error, answered, refused, failed_at)
-            case RetryDue(generation) if generation == self._generation:
-                self._state.retry_due()
+                state.failed(error, answered=answered, refused=refused, failed_at=failed_at)
+            case RetryDue(generation):
+                state.retry_due(generation)
             case NodeStatus(status):
-                self._status = status
-                if status is Status.HEALTHY and self._state.retry_due():
-                    self._cancel_timer()
+                if state.node_status(status):
                     self._log.info("secondary healthy again; retrying now secondary=%s", self._url)
             case Probed(acked_seq, asked_at):
-                if self._state.probed(acked_seq, asked_at):
-                    tell_quietly(self._gate, Acked(self._url, acked_seq))
+                self._report(state.probed(acked_seq, asked_at))
             case Describe():
                 return self._describe()
-        self._pump()
+        self._carry_out(state.decide(self._store.stored_seq))  # stored_seq read after the event
         return None
 
-    def _pump(self) -> None:
-        stored = self._store.stored_seq
-        first = self._state.next_from(stored)
-        if first is None:
+    def _carry_out(self, decision: Decision) -> None:
+        match decision:
+            case Send(first_seq, handshake):
+                self._cancel_timer()  # sending means no wait is pending: any timer is stale
+                self._send_batch(first_seq, handshake)
+            case Wait(delay_s, generation):
+                self._log.warning(
+                    "replicate failed; retrying secondary=%s attempt=%d delay_s=%.3f error=%s",
+                    self._url,
+                    self._state.attempt,
+                    delay_s,
+                    self._state.last_error,
+                )
+                self._cancel_timer()
+                self._timer = threading.Timer(delay_s, tell_quietly, (self.actor_ref, RetryDue(generation)))
+                self._timer.daemon = True
+                self._timer.start()
+            case Idle():
+                pass
+
+    def _send_batch(self, first: int, handshake: bool) -> None:
+        try:
+            entries = [] if handshake else self._read(first)
+            log_id = self._store.log_id
+            assert log_id is not None, "a master store always has a log id"
+            body = encode_batch(log_id, first, entries)
+        except FATAL_STORE_ERRORS as exc:
+            reason = f"reading the log for secondary {self._url} from seq {first} failed: {exc}"
+            self._log.exception("link stopped: %s", reason)
+            self._state.broken(reason)
+            self._on_fatal(reason)
             return
-        if self._state.known:
-            entries = self._store.read(first, self._config.batch_max_entries, self._config.batch_max_bytes)
-            if not entries:
-                return
-        else:
-            entries = []  # handshake: learn the secondary's acked seq before sending entries
-        log_id = self._store.log_id
-        assert log_id is not None, "a master store always has a log id"
-        body = encode_batch(log_id, first, entries)
+        except ShuttingDown as exc:
+            self._state.read_failed(f"reading the log: {exc}")
+            self._carry_out(self._state.decide(self._store.stored_seq))
+            return
+        except Exception as exc:
+            self._log.exception("reading a batch failed secondary=%s first_seq=%d", self._url, first)
+            self._state.read_failed(f"reading the log from seq {first} failed: {exc!r}")
+            self._carry_out(self._state.decide(self._store.stored_seq))
+            return
         last = entries[-1].seq if entries else first - 1
-        self._resent += max(0, min(last, self._highest_sent) - first + 1)
-        self._highest_sent = max(self._highest_sent, last)
-        self._state.sending()
-        self._wake.in_flight(True)
+        self._state.dispatched(last)
         self._sender.submit(lambda: self._send(body, first, last))
+
+    def _read(self, first: int) -> list[Entry]:
+        entries = self._store.read(first, self._config.batch_max_entries, self._config.batch_max_bytes)
+        if not entries or entries[0].seq != first:
+            raise LookupError(f"the store returned {len(entries)} entries for seq {first} on")
+        return entries
 
     def _send(self, body: bytes, first: int, last: int) -> None:
         """Runs on the sender thread: the only place this link blocks on the network."""
@@ -181,10 +239,11 @@ class SecondaryLink(ReplogActor):
         else:
             tell_quietly(self.actor_ref, Sent(acked, first, last, event_stamp()))
 
-    def _sent(self, acked_seq: int, first: int, last: int, answered_at: int) -> None:
-        recovering = self._state.attempt > 0
-        self._state.succeeded(acked_seq, answered_at)
-        tell_quietly(self._gate, Acked(self._url, acked_seq))
+    def _report(self, acked_seq: int | None) -> None:
+        if acked_seq is not None:
+            tell_quietly(self._gate, Acked(self._url, acked_seq))
+
+    def _log_sent(self, acked_seq: int, first: int, last: int, recovering: bool) -> None:
         if first > last:
             self._log.info("handshake done secondary=%s acked=%d", self._url, acked_seq)
         elif acked_seq < last:
@@ -201,34 +260,19 @@ class SecondaryLink(ReplogActor):
         else:
             self._log.debug("replicated secondary=%s seqs=%d..%d", self._url, first, last)
 
-    def _failed(self, error: str, answered: bool, refused: bool, failed_at: int) -> None:
-        attempt = self._state.failed(error, answered=answered, failed_at=failed_at)
-        status = Status.UNHEALTHY if refused else self._status
-        delay_s = backoff.delay(attempt, status, self._rng, self._config.backoff)
-        self._log.warning(
-            "replicate failed; retrying secondary=%s attempt=%d delay_s=%.3f error=%s",
-            self._url,
-            attempt,
-            delay_s,
-            error,
-        )
-        self._cancel_timer()
-        self._generation += 1
-        self._timer = threading.Timer(delay_s, tell_quietly, (self.actor_ref, RetryDue(self._generation)))
-        self._timer.daemon = True
-        self._timer.start()
-
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._generation += 1
 
     def _describe(self) -> dict[str, Any]:
+        state = self._state
         return {
-            "acked_seq": self._state.acked_seq,
-            "replication": self._state.phase.value,
-            "attempt": self._state.attempt,
-            "last_error": self._state.last_error,
-            "resent_entries": self._resent,
+            "acked_seq": state.acked_seq,
+            "replication": state.phase.value,
+            "attempt": state.attempt,
+            "last_error": state.last_error,
+            "resent_entries": state.resent,
+            # A secondary that accepted a batch carrying our log id holds it, even if no probe saw it yet.
+            "log_id": self._store.log_id if state.log_accepted else None,
         }

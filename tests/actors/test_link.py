@@ -11,13 +11,25 @@ from typing import Any, cast
 import pykka
 import pytest
 
-from replog.actors.gate import Acked
-from replog.actors.link import Describe, NodeStatus, Probed, SecondaryLink, Wake, WakeSignal
+from replog.actors.gate import Acked, MasterStored
+from replog.actors.link import (
+    Describe,
+    NodeStatus,
+    Probed,
+    SecondaryLink,
+    StoredSeqFanout,
+    Wake,
+    WakeSignal,
+)
 from replog.actors.threads import event_stamp
 from replog.config import LinkConfig
 from replog.core.backoff import BackoffPolicy
 from replog.core.health import Status
-from replog.storage.store import MemoryStore
+from replog.core.records import CorruptLog
+from replog.core.replication import LinkState, Send
+from replog.core.wire import Entry
+from replog.storage.prefix import StorageError
+from replog.storage.store import MemoryStore, Store
 
 from .fakes import FakeTransport, Recorder, received
 
@@ -29,10 +41,11 @@ SLOW = BackoffPolicy(base_s=30.0, cap_s=30.0)  # a timer would take 15..30 s: on
 
 @dataclass
 class Harness:
-    store: MemoryStore
+    store: Store
     transport: FakeTransport
     gate: pykka.ActorRef[Any]
     link: pykka.ActorRef[Any]
+    fatal: list[str]
 
     def describe(self) -> dict[str, Any]:
         return cast(dict[str, Any], self.link.ask(Describe(), timeout=5.0))
@@ -49,16 +62,16 @@ class Harness:
 
 @pytest.fixture
 def start_link() -> Callable[..., Harness]:
-    def start(backoff: BackoffPolicy = FAST, **config: Any) -> Harness:
-        store = MemoryStore("log-1")
+    def start(backoff: BackoffPolicy = FAST, store: Store | None = None, **config: Any) -> Harness:
+        store = store if store is not None else MemoryStore("log-1")
         transport = FakeTransport()
         gate = Recorder.start()
         wake = WakeSignal()
+        fatal: list[str] = []
         link = SecondaryLink.start("m", URL, store, transport, gate, LinkConfig(backoff=backoff, **config),
-                                   random.Random(0), wake)
-        wake.bind(link)
-        store.set_listener(lambda _seq: wake())
-        return Harness(store, transport, gate, link)
+                                   random.Random(0), wake, fatal.append)
+        store.set_listener(StoredSeqFanout(gate, [wake]))
+        return Harness(store, transport, gate, link, fatal)
 
     return start
 
@@ -74,7 +87,7 @@ def test_first_contact_is_an_empty_handshake_then_one_batch(start_link: Callable
     assert h.transport.messages() == ["a", "b", "c", "d", "e"]
     assert all(b["log_id"] == "log-1" for b in h.transport.bodies)
     assert h.describe() == {"acked_seq": 5, "replication": "idle", "attempt": 0, "last_error": None,
-                            "resent_entries": 0}
+                            "resent_entries": 0, "log_id": "log-1"}
 
 
 def test_handshake_with_a_secondary_that_holds_a_prefix_sends_only_the_rest(
@@ -273,21 +286,37 @@ class _CountingRef:
         self.told.append(message)
 
 
-def test_wake_signal_sends_one_wake_at_a_time_and_none_while_a_batch_is_in_flight() -> None:
+def test_wake_signal_sends_one_wake_at_a_time_and_none_unless_the_link_is_idle() -> None:
     ref = _CountingRef()
+    state = LinkState(FAST, random.Random(0))
     wake = WakeSignal()
     wake()  # not bound yet: nothing to wake
-    wake.bind(cast(pykka.ActorRef[Any], ref))
+    wake.bind(cast(pykka.ActorRef[Any], ref), state)
     wake()
     wake()
     assert len(ref.told) == 1  # coalesced until the link takes it
     wake.taken()
-    wake.in_flight(True)
+    assert isinstance(state.decide(1), Send)  # the state's own phase is the only in-flight flag
     wake()
     assert len(ref.told) == 1  # the answer to the batch in flight makes the link look again
-    wake.in_flight(False)
+    state.dispatched(0)
+    state.failed("refused", answered=False)
+    wake()
+    assert len(ref.told) == 1  # nor while a retry is pending: the retry looks again
+    state.decide(1)
+    state.node_status(Status.HEALTHY)
     wake()
     assert len(ref.told) == 2 and all(isinstance(m, Wake) for m in ref.told)
+
+
+def test_the_fanout_counts_the_master_and_wakes_every_link() -> None:
+    gate, refs = _CountingRef(), [_CountingRef(), _CountingRef()]
+    signals = [WakeSignal() for _ in refs]
+    for ref, signal in zip(refs, signals, strict=True):
+        signal.bind(cast(pykka.ActorRef[Any], ref), LinkState(FAST, random.Random(0)))
+    StoredSeqFanout(cast(pykka.ActorRef[Any], gate), signals)(7)
+    assert gate.told == [MasterStored(7)]
+    assert all(len(ref.told) == 1 and isinstance(ref.told[0], Wake) for ref in refs)
 
 
 def test_entries_stored_while_a_batch_is_in_flight_go_out_when_it_is_answered(
@@ -304,3 +333,78 @@ def test_entries_stored_while_a_batch_is_in_flight_go_out_when_it_is_answered(
     h.store.append(["e"])  # the link is idle again, so this one wakes it
     wait_for(lambda: h.acks()[-1:] == [5])
     assert h.transport.batches()[2:] == [[2], [3, 4], [5]]
+
+
+def test_the_last_failure_stays_visible_while_the_link_keeps_failing(start_link: Callable[..., Harness],
+                                                                     wait_for: WaitFor) -> None:
+    h = start_link(backoff=SLOW)
+    h.connect(wait_for, ["a"])
+    h.transport.fail(1, detail="HTTP 500: first")
+    h.store.append(["b"])
+    wait_for(lambda: h.describe()["replication"] == "backing_off")
+    h.transport.fail(1, answered=False, detail="ConnectionRefusedError: second")
+    h.transport.hold()
+    h.link.tell(NodeStatus(Status.HEALTHY))  # retry now; the retry hangs until released
+    wait_for(lambda: h.transport.in_flight == 1)
+    state = h.describe()
+    assert (state["replication"], state["attempt"], state["last_error"]) == ("sending", 1, "HTTP 500: first")
+    h.transport.release()
+    wait_for(lambda: h.describe()["attempt"] == 2)
+    state = h.describe()
+    assert (state["replication"], state["last_error"]) == ("backing_off", "ConnectionRefusedError: second")
+
+
+class FlakyStore(MemoryStore):
+    """A master store whose reads raise `error` until `heal()`."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__("log-1")
+        self.error: Exception | None = error
+        self.reads = 0
+
+    def heal(self) -> None:
+        self.error = None
+
+    def read(self, from_seq: int, max_count: int, max_bytes: int = 1 << 62) -> list[Entry]:
+        self.reads += 1
+        if self.error is not None:
+            raise self.error
+        return super().read(from_seq, max_count, max_bytes)
+
+
+def test_a_failure_to_read_the_store_is_reported_and_retried(start_link: Callable[..., Harness],
+                                                             wait_for: WaitFor) -> None:
+    store = FlakyStore(RuntimeError("disk hiccup"))
+    h = start_link(backoff=SLOW, store=store)
+    h.link.tell(Probed(0, event_stamp()))  # acked seq known: the next batch is read from the store
+    assert h.describe()["acked_seq"] == 0  # handled before anything is stored
+    h.store.append(["a"])
+    wait_for(lambda: h.describe()["replication"] == "backing_off")
+    state = h.describe()
+    assert state["attempt"] == 1 and "disk hiccup" in state["last_error"]
+    assert h.transport.bodies == [] and h.fatal == []
+    store.heal()
+    h.link.tell(NodeStatus(Status.HEALTHY))  # ends the 30 s backoff at once
+    wait_for(lambda: h.acks()[-1:] == [1])
+    assert h.describe()["last_error"] is None
+
+
+@pytest.mark.parametrize("error", [CorruptLog("checksum mismatch", path="entries.dat", offset=7),
+                                   StorageError("pread failed: EIO")])
+def test_a_fatal_store_failure_is_escalated_and_stops_the_link(start_link: Callable[..., Harness],
+                                                               wait_for: WaitFor, error: Exception) -> None:
+    store = FlakyStore(error)
+    h = start_link(store=store)
+    h.link.tell(Probed(0, event_stamp()))  # acked seq known: the next batch is read from the store
+    h.link.tell(NodeStatus(Status.HEALTHY))
+    assert h.describe()["acked_seq"] == 0  # both handled before anything is stored
+    h.store.append(["a"])
+    wait_for(lambda: h.fatal)
+    assert len(h.fatal) == 1 and str(error) in h.fatal[0] and URL in h.fatal[0]
+    state = h.describe()
+    assert (state["replication"], state["last_error"]) == ("broken", h.fatal[0])
+    h.store.append(["b"])
+    h.link.tell(Wake())
+    h.link.tell(NodeStatus(Status.HEALTHY))
+    assert h.describe()["replication"] == "broken"
+    assert store.reads == 1 and h.transport.bodies == [] and len(h.fatal) == 1

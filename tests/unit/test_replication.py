@@ -1,133 +1,346 @@
-"""The link's replication state machine: one batch in flight, retries, acked seq going down."""
+"""The link's replication state machine, driven directly: every decision, and every illegal step."""
 
 from __future__ import annotations
 
+import copy
+import random
+from collections.abc import Callable
+
 import pytest
 
-from replog.core.replication import LinkState, Phase
+from replog.core.backoff import BackoffPolicy
+from replog.core.health import Status
+from replog.core.replication import IDLE, IllegalStep, LinkState, Phase, Send, Wait
+
+POLICY = BackoffPolicy(base_s=0.1, cap_s=3.0)
 
 
-def test_a_new_link_does_not_know_the_secondary_yet() -> None:
-    state = LinkState()
-    assert state.known is False  # the link's first batch is an empty handshake
-    state.sending()
-    state.succeeded(7)
-    assert (state.acked_seq, state.known) == (7, True)
+def new(**fields: object) -> LinkState:
+    state = LinkState(POLICY, random.Random(0))
+    for name, value in fields.items():
+        setattr(state, name, value)
+    return state
 
 
-def test_idle_link_sends_from_after_its_acked_seq() -> None:
-    state = LinkState()
-    assert state.next_from(0) is None  # nothing stored
-    assert state.next_from(3) == 1
-    state.sending()
-    assert state.phase is Phase.SENDING
-    assert state.next_from(5) is None  # one batch in flight at a time
+def send(state: LinkState, stored_seq: int, last_seq: int | None = None) -> Send:
+    """Decide a send and dispatch it (up to stored_seq, or last_seq)."""
+    decision = state.decide(stored_seq)
+    assert isinstance(decision, Send), decision
+    last = decision.first_seq - 1 if decision.handshake else (last_seq or stored_seq)
+    state.dispatched(last)
+    return decision
 
 
-def test_success_moves_acked_and_returns_to_idle() -> None:
-    state = LinkState()
-    state.sending()
-    state.succeeded(3)
-    assert (state.acked_seq, state.phase, state.attempt) == (3, Phase.IDLE, 0)
-    assert state.next_from(3) is None
-    assert state.next_from(5) == 4
+def connected(acked_seq: int = 0) -> LinkState:
+    """A link whose handshake was answered with acked_seq."""
+    state = new()
+    send(state, max(acked_seq, 1))
+    state.sent(acked_seq, answered_at=1)
+    return state
 
 
-def test_sending_twice_is_illegal_and_changes_nothing() -> None:
-    state = LinkState()
-    state.sending()
-    before = LinkState(state.acked_seq, state.known, state.phase, state.attempt, state.last_error)
-    with pytest.raises(AssertionError):
-        state.sending()
-    assert state == before
+def fail(state: LinkState, stored_seq: int, **how: bool) -> Wait:
+    send(state, stored_seq)
+    state.failed("boom", answered=how.get("answered", True), refused=how.get("refused", False))
+    wait = state.decide(stored_seq)
+    assert isinstance(wait, Wait), wait
+    return wait
 
 
-def test_failures_count_attempts_and_block_sending_until_retry_due() -> None:
-    state = LinkState()
-    state.sending()
-    assert state.failed("boom", answered=True) == 1
+# decisions ----------------------------------------------------------------------------------------------
+def test_nothing_stored_means_idle() -> None:
+    state = new()
+    assert state.decide(0) is IDLE
+    assert state.phase is Phase.IDLE and state.idle
+
+
+def test_first_send_is_a_handshake_then_batches_start_after_the_acked_seq() -> None:
+    state = new()
+    assert state.decide(3) == Send(1, handshake=True)
+    assert state.phase is Phase.SENDING and not state.idle
+    state.dispatched(0)
+    assert state.sent(2, answered_at=5) == 2  # it held 1..2 from an earlier run
+    assert (state.acked_seq, state.known, state.phase) == (2, True, Phase.IDLE)
+    assert state.decide(3) == Send(3, handshake=False)
+
+
+def test_one_batch_in_flight_at_a_time() -> None:
+    state = connected()
+    send(state, 5)
+    assert state.decide(9) is IDLE
+    assert state.sent(5) == 5
+    assert state.decide(9) == Send(6, handshake=False)
+
+
+def test_success_resets_attempts_and_the_last_error() -> None:
+    state = connected()
+    fail(state, 3)
+    state.retry_due(state.generation)
+    send(state, 3)
+    state.sent(3)
+    assert (state.attempt, state.last_error, state.phase) == (0, None, Phase.IDLE)
+
+
+def test_a_failure_waits_with_growing_backoff_under_a_new_generation() -> None:
+    state = connected()
+    state.node_status(Status.HEALTHY)
+    first = fail(state, 3)
+    assert (state.phase, state.attempt, state.last_error) == (Phase.BACKING_OFF, 1, "boom")
+    assert POLICY.base_s / 2 <= first.delay_s <= POLICY.base_s
+    assert state.decide(3) is IDLE  # the wait is handed out once; nothing is sent meanwhile
+    state.retry_due(first.generation)
+    second = fail(state, 3)
+    assert second.generation == first.generation + 1
+    assert POLICY.base_s <= second.delay_s <= 2 * POLICY.base_s
+
+
+def test_jitter_comes_only_from_the_rng_passed_in() -> None:
+    def delays(seed: int) -> list[float]:
+        state = LinkState(POLICY, random.Random(seed))
+        state.node_status(Status.HEALTHY)
+        out = []
+        for _ in range(5):
+            out.append(fail(state, 1).delay_s)
+            state.retry_due(state.generation)
+        return out
+
+    assert delays(1) == delays(1) != delays(2)
+
+
+@pytest.mark.parametrize(
+    ("status", "refused", "full"),
+    [(Status.HEALTHY, False, False), (Status.SUSPECTED, False, False), (Status.UNHEALTHY, False, True),
+     (Status.HEALTHY, True, True)],
+)
+def test_refused_batches_and_unhealthy_nodes_wait_the_full_cap(status: Status, refused: bool,
+                                                              full: bool) -> None:
+    state = connected()
+    state.node_status(status)
+    wait = fail(state, 1, refused=refused)
+    assert (wait.delay_s >= POLICY.cap_s / 2) is full
+
+
+def test_a_new_link_treats_the_node_as_unhealthy_until_told() -> None:
+    assert fail(connected(), 1).delay_s >= POLICY.cap_s / 2
+
+
+def test_healthy_again_ends_the_backoff_and_makes_the_timer_stale() -> None:
+    state = connected()
+    wait = fail(state, 2)
+    assert state.node_status(Status.SUSPECTED) is False
     assert state.phase is Phase.BACKING_OFF
-    assert state.last_error == "boom"
-    assert state.next_from(5) is None
-    assert state.retry_due() is True
-    assert state.retry_due() is False  # already idle
-    state.sending()
-    assert state.failed("again", answered=True) == 2
-    state.retry_due()
-    state.sending()
-    state.succeeded(5)
-    assert state.attempt == 0
-    assert state.last_error is None
+    assert state.node_status(Status.HEALTHY) is True
+    assert state.phase is Phase.IDLE and state.generation == wait.generation + 1
+    assert state.decide(2) == Send(1, handshake=False)
+    state.dispatched(2)
+    state.retry_due(wait.generation)  # the superseded timer fires: ignored
+    assert state.phase is Phase.SENDING
+
+
+def test_healthy_while_not_backing_off_changes_nothing_but_the_wait_length() -> None:
+    state = connected()
+    assert state.node_status(Status.HEALTHY) is False
+    assert (state.phase, state.node_down) == (Phase.IDLE, False)
+
+
+def test_retry_due_returns_to_idle() -> None:
+    state = connected()
+    wait = fail(state, 4)
+    state.retry_due(wait.generation)
+    assert state.phase is Phase.IDLE
+    assert state.decide(4) == Send(1, handshake=False)
 
 
 def test_only_an_unanswered_failure_forgets_the_acked_seq() -> None:
-    state = LinkState()
-    state.sending()
-    state.succeeded(3)
-    state.sending()
-    state.failed("HTTP 500", answered=True)
+    state = connected(3)
+    fail(state, 5, answered=True)
     assert state.known is True
-    state.retry_due()
-    state.sending()
-    state.failed("connection refused", answered=False)  # it may have restarted empty
-    assert state.known is False
-    assert state.acked_seq == 3
-    state.retry_due()
-    state.sending()
+    state.retry_due(state.generation)
+    fail(state, 5, answered=False)  # it may have restarted empty
+    assert (state.known, state.acked_seq) == (False, 3)
+    state.retry_due(state.generation)
+    assert state.decide(5) == Send(4, handshake=True)
+    state.dispatched(3)
     state.failed("HTTP 500", answered=True)
     assert state.known is False  # an answer to a failed handshake teaches nothing
 
 
-def test_retry_due_when_not_backing_off_is_ignored() -> None:
-    state = LinkState()
-    state.sending()
-    assert state.retry_due() is False
-    assert state.phase is Phase.SENDING
-
-
 def test_lower_acked_seq_resends_from_there() -> None:
-    state = LinkState(acked_seq=10)
-    state.sending()
-    state.succeeded(0)  # the secondary restarted empty
-    assert state.next_from(11) == 1
+    state = connected(10)
+    send(state, 11)
+    state.sent(0)  # the secondary restarted empty
+    assert state.decide(11) == Send(1, handshake=False)
 
 
+def test_resent_entries_are_counted_when_dispatched() -> None:
+    state = connected()
+    send(state, 3)  # 1..3
+    state.failed("HTTP 500", answered=True)
+    state.decide(3)
+    state.retry_due(state.generation)
+    send(state, 5)  # 1..5: 1..3 a second time
+    assert state.resent == 3
+    state.sent(0)  # it lost its log
+    send(state, 5, last_seq=2)  # 1..2 again, capped
+    assert (state.resent, state.highest_sent) == (5, 5)
+
+
+def test_read_failure_backs_off_and_keeps_what_is_known() -> None:
+    state = connected(2)
+    state.node_status(Status.UNHEALTHY)
+    assert state.decide(4) == Send(3, handshake=False)
+    state.read_failed("disk hiccup")
+    wait = state.decide(4)
+    assert isinstance(wait, Wait) and wait.delay_s <= POLICY.base_s  # a local failure: no full cap
+    assert (state.phase, state.attempt, state.last_error, state.known) == (
+        Phase.BACKING_OFF, 1, "disk hiccup", True)
+
+
+def test_broken_is_final() -> None:
+    state = connected()
+    state.decide(3)
+    state.broken("corrupt log")
+    assert (state.phase, state.last_error) == (Phase.BROKEN, "corrupt log")
+    assert state.node_status(Status.HEALTHY) is False
+    assert state.probed(0, asked_at=99) is None
+    state.retry_due(state.generation)
+    assert state.decide(3) is IDLE and not state.idle
+
+
+def test_log_accepted_after_an_answer_until_a_refusal_or_a_silence() -> None:
+    state = new()
+    assert state.log_accepted is False
+    state = connected()
+    assert state.log_accepted is True
+    fail(state, 1, answered=True)  # a 500: it still holds our log
+    assert state.log_accepted is True
+    state.retry_due(state.generation)
+    fail(state, 1, refused=True)  # e.g. 409 log_id_mismatch
+    assert state.log_accepted is False
+    state.retry_due(state.generation)
+    send(state, 1)
+    state.sent(1)
+    fail(state, 2, answered=False)  # it may have restarted empty
+    assert state.log_accepted is False
+
+
+# probes ---------------------------------------------------------------------------------------------
 def test_probe_adopts_acked_seq_only_when_nothing_is_in_flight() -> None:
-    state = LinkState(acked_seq=4)
-    assert state.probed(4, asked_at=1) is False
+    state = new(acked_seq=4)
+    assert state.probed(4, asked_at=1) is None
     assert state.known is True  # confirmed, though unchanged
-    assert state.probed(2, asked_at=2) is True
-    assert state.acked_seq == 2
-    state.sending()
-    assert state.probed(0, asked_at=3) is False
-    assert state.acked_seq == 2
+    assert state.probed(2, asked_at=2) == 2
+    assert state.probed(0, asked_at=2) == 0  # a change to 0 is still reported
+    assert state.decide(3) == Send(1, handshake=False)
+    assert state.probed(3, asked_at=3) is None
+    assert state.acked_seq == 0
 
 
 def test_a_probe_asked_before_the_last_answer_is_old_news() -> None:
-    state = LinkState()
-    state.sending()
-    state.succeeded(5, answered_at=10)
-    assert state.probed(0, asked_at=9) is False  # read before the batch was applied
+    state = new()
+    send(state, 5)
+    state.sent(5, answered_at=10)
+    assert state.probed(0, asked_at=9) is None  # read before the batch was applied
     assert (state.acked_seq, state.known) == (5, True)
-    assert state.probed(0, asked_at=11) is True  # asked after: the node really lost its log
-    assert state.acked_seq == 0
-    state.sending()
-    state.succeeded(3, answered_at=7)  # stamps only move forward
+    assert state.probed(0, asked_at=11) == 0  # asked after: the node really lost its log
+    send(state, 5)
+    state.sent(3, answered_at=7)  # stamps only move forward
     assert state.fresh_after == 10
 
 
 def test_after_a_send_without_answer_only_a_later_probe_counts() -> None:
-    state = LinkState()
-    state.sending()
-    state.succeeded(40, answered_at=10)
-    state.sending()
+    state = connected(40)
+    state.fresh_after = 10
+    send(state, 50)
     state.failed("connection reset", answered=False, failed_at=20)  # 41..50 may be stored, or not
     assert state.known is False
-    assert state.probed(40, asked_at=15) is False  # read before the node stored 41..50 and died
+    assert state.probed(40, asked_at=15) is None  # read before the node stored 41..50 and died
     assert (state.acked_seq, state.known) == (40, False)  # so the next batch is a handshake
-    assert state.probed(50, asked_at=25) is True
+    assert state.probed(50, asked_at=25) == 50
     assert (state.acked_seq, state.known) == (50, True)
-    state.retry_due()
-    state.sending()
+    state.decide(60)
+    state.retry_due(state.generation)
+    send(state, 60)
     state.failed("HTTP 500", answered=True, failed_at=30)  # an answer: the node did not restart
     assert state.fresh_after == 20 and state.known is True
+
+
+# illegal steps ----------------------------------------------------------------------------------------
+Step = Callable[[LinkState], object]
+
+
+def idle() -> LinkState:
+    return connected(1)
+
+
+def decided() -> LinkState:
+    state = connected(1)
+    state.decide(3)
+    return state
+
+
+def in_flight() -> LinkState:
+    state = connected(1)
+    send(state, 3)
+    return state
+
+
+def backing_off() -> LinkState:
+    state = connected(1)
+    fail(state, 3)
+    return state
+
+
+def wait_not_handed_out() -> LinkState:
+    state = connected(1)
+    send(state, 3)
+    state.failed("boom", answered=True)
+    return state
+
+
+def broken() -> LinkState:
+    state = decided()
+    state.broken("corrupt")
+    return state
+
+
+@pytest.mark.parametrize(
+    ("make", "step"),
+    [
+        (idle, lambda s: s.dispatched(3)),
+        (idle, lambda s: s.sent(3)),
+        (idle, lambda s: s.failed("x", answered=True)),
+        (idle, lambda s: s.read_failed("x")),
+        (idle, lambda s: s.broken("x")),
+        (decided, lambda s: s.sent(3)),  # no answer before the batch went out
+        (decided, lambda s: s.failed("x", answered=False)),
+        (decided, lambda s: s.dispatched(1)),  # a batch from 2 cannot end before it
+        (in_flight, lambda s: s.dispatched(3)),  # dispatched twice
+        (in_flight, lambda s: s.read_failed("x")),
+        (in_flight, lambda s: s.broken("x")),
+        (backing_off, lambda s: s.sent(3)),
+        (backing_off, lambda s: s.failed("x", answered=True)),
+        (backing_off, lambda s: s.retry_due(s.generation + 1)),  # a timer never handed out
+        (wait_not_handed_out, lambda s: s.retry_due(s.generation)),
+        (idle, lambda s: s.retry_due(s.generation)),  # the current timer, with nothing to end
+        (broken, lambda s: s.sent(1)),
+        (broken, lambda s: s.dispatched(1)),
+    ],
+)
+def test_an_illegal_step_raises_and_changes_nothing(make: Callable[[], LinkState], step: Step) -> None:
+    state = make()
+    before = copy.deepcopy(state)
+    rng_before = state.rng.getstate()
+    with pytest.raises(IllegalStep):
+        step(state)
+    assert state == before
+    assert state.rng.getstate() == rng_before
+
+
+def test_a_handshake_must_be_empty() -> None:
+    state = new()
+    assert state.decide(3) == Send(1, handshake=True)
+    before = copy.deepcopy(state)
+    with pytest.raises(IllegalStep):
+        state.dispatched(3)
+    assert state == before
