@@ -32,7 +32,7 @@ from replog.core.replication import Decision, Idle, LinkState, Send, Wait
 from replog.core.wire import Entry, encode_batch
 from replog.logs import node_logger
 from replog.net.transport import Transport, TransportError
-from replog.storage.prefix import StorageError
+from replog.storage.failure import StorageError
 from replog.storage.store import Store
 
 FatalCallback = Callable[[str], None]
