@@ -86,6 +86,7 @@ def build_parser(role: str) -> argparse.ArgumentParser:
     _flag(parser, "--cluster-secret", str, None, "shared token internal endpoints require")
     _flag(parser, "--threads", int, 128, "HTTP worker threads (each waiting writer holds one)")
     _flag(parser, "--max-body-bytes", int, 8 * 1024 * 1024, "largest accepted request body")
+    _flag(parser, "--max-message-bytes", int, 1024 * 1024, "largest appended message, UTF-8 bytes")
     _flag(parser, "--cpu", int, None, "pin this node's threads to one CPU (opt-in; faster on 2 cores)")
     _flag(parser, "--log-level", str, "INFO", "DEBUG | INFO | WARNING | ERROR")
     if role == "master":
@@ -107,8 +108,14 @@ def build_parser(role: str) -> argparse.ArgumentParser:
 
 
 def _common(args: argparse.Namespace) -> tuple[ServerConfig, StorageConfig]:
+    if args.max_message_bytes <= 0:
+        raise ValueError(f"--max-message-bytes must be > 0, got {args.max_message_bytes}")
     server = ServerConfig(
-        host=args.host, port=args.port, threads=args.threads, max_body_bytes=args.max_body_bytes
+        host=args.host,
+        port=args.port,
+        threads=args.threads,
+        max_body_bytes=args.max_body_bytes,
+        max_message_bytes=args.max_message_bytes,
     )
     data_dir = None if args.in_memory else (args.data_dir or Path("replog-data") / args.name)
     return server, StorageConfig(data_dir=data_dir, fsync=args.fsync, fsync_interval_s=args.fsync_interval)

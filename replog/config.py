@@ -22,6 +22,7 @@ class ServerConfig:
     reserved_threads: int = 8  # never given to waiting writers, so reads and /health stay fast
     connection_limit: int = 1000
     max_body_bytes: int = 8 * 1024 * 1024
+    max_message_bytes: int = 1024 * 1024  # one appended message, UTF-8; 413 message_too_large
 
     @property
     def max_waiting_writers(self) -> int:

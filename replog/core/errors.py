@@ -55,6 +55,13 @@ class PayloadTooLarge(ReplogError):
     code = "payload_too_large"
 
 
+class MessageTooLarge(ReplogError):
+    """One message of an append is over `--max-message-bytes` (in bulk too): nothing is stored."""
+
+    status = 413
+    code = "message_too_large"
+
+
 class ClientGone(ReplogError):
     """The client hung up while waiting for w; nobody reads this answer, but the log says it."""
 

@@ -28,7 +28,9 @@ def master_app(
     @json_errors
     def post_message() -> dict[str, Any]:
         body = read_json_body(config.server.max_body_bytes)
-        request = parse_append(body, bottle.request.query.get("w"), config.node_count)
+        request = parse_append(
+            body, bottle.request.query.get("w"), config.node_count, config.server.max_message_bytes
+        )
         hung_up = bottle.request.environ.get("waitress.client_disconnected", lambda: False)
         answer = appender.append(request, hung_up)
         bottle.response.status = 201
@@ -41,7 +43,7 @@ def master_app(
 
     @app.get("/openapi.json")
     def get_openapi() -> dict[str, Any]:
-        return openapi(config.node_count, config.server.max_body_bytes)
+        return openapi(config.node_count, config.server.max_body_bytes, config.server.max_message_bytes)
 
     add_read_routes(app, store)
     return app
