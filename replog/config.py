@@ -20,9 +20,13 @@ class ServerConfig:
     port: int = 8000  # 0 picks a free port
     threads: int = 128  # waitress workers: blocked writers hold one each
     reserved_threads: int = 8  # never given to waiting writers, so reads and /health stay fast
-    connection_limit: int = 1000
-    max_body_bytes: int = 8 * 1024 * 1024
+    # Open connections at most; lowered at start to what the open-files limit allows (see
+    # `replog.web.server.fd_budget`). At the limit the least recently active idle ones are closed.
+    connection_limit: int = 4096
+    max_body_bytes: int = 8 * 1024 * 1024  # larger bodies: 413 before they are read
     max_message_bytes: int = 1024 * 1024  # one appended message, UTF-8; 413 message_too_large
+    request_timeout_s: float = 10.0  # from a request's first byte (or the accept) to its last: else 408
+    idle_timeout_s: float = 30.0  # a kept-alive connection with nothing to do is closed after this
 
     @property
     def max_waiting_writers(self) -> int:

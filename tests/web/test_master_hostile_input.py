@@ -97,5 +97,6 @@ def test_a_message_at_the_limit_is_stored(cluster: Cluster) -> None:
 def test_the_openapi_document_states_the_message_limit(cluster: Cluster) -> None:
     doc = requests.get(cluster.url + "/openapi.json", timeout=HTTP_TIMEOUT_S).json()
     schema = doc["paths"]["/messages"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert schema["properties"]["message"]["x-max-message-bytes"] == MAX_MESSAGE
-    assert json.dumps(schema["properties"]["messages"]["items"]) == json.dumps(schema["properties"]["message"])
+    fields = schema["properties"]
+    assert fields["message"]["x-max-message-bytes"] == MAX_MESSAGE
+    assert json.dumps(fields["messages"]["items"]) == json.dumps(fields["message"])
