@@ -152,10 +152,25 @@ def open_descriptors(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def peak_rss_bytes(pid: int) -> int:
-    """The process's peak resident set size so far (VmHWM in /proc/PID/status)."""
+def _status_bytes(pid: int, field: str) -> int:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
-    raise ValueError(f"no VmHWM for pid {pid}")
+    raise ValueError(f"no {field} for pid {pid}")
+
+
+def rss_bytes(pid: int) -> int:
+    """The process's resident set size now (VmRSS in /proc/PID/status)."""
+    return _status_bytes(pid, "VmRSS")
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The process's peak resident set size since it started or `reset_peak_rss` (VmHWM)."""
+    return _status_bytes(pid, "VmHWM")
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Make the peak start again from the current RSS (Linux >= 4.0: "5" > /proc/PID/clear_refs)."""
+    with open(f"/proc/{pid}/clear_refs", "w") as clear:
+        clear.write("5")

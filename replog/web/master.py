@@ -15,8 +15,9 @@ from replog.config import MasterConfig
 from replog.core.wire import parse_append
 from replog.service.append import Appender
 from replog.storage.store import Store
-from replog.web.common import JsonBottle, add_read_routes, json_errors, read_json_body
+from replog.web.common import JsonBottle, json_errors, read_json_body
 from replog.web.openapi import openapi
+from replog.web.reads import add_read_routes
 
 
 def master_app(
@@ -45,5 +46,5 @@ def master_app(
     def get_openapi() -> dict[str, Any]:
         return openapi(config.node_count, config.server.max_body_bytes, config.server.max_message_bytes)
 
-    add_read_routes(app, store)
+    add_read_routes(app, store, max_streams=config.server.reserved_threads // 2)
     return app

@@ -141,7 +141,7 @@ def openapi(
                     ],
                     "responses": {
                         "200": {
-                            "description": "messages",
+                            "description": "messages; a large answer is streamed (chunked)",
                             "content": {
                                 "application/json": {
                                     "schema": {
@@ -155,6 +155,9 @@ def openapi(
                             },
                         },
                         "400": _error("bad offset or limit"),
+                        "503": _error(
+                            "overloaded: too many large reads are being streamed at once; see Retry-After"
+                        ),
                     },
                 },
             },
