@@ -12,6 +12,7 @@ from pathlib import Path
 from replog.core.backoff import BackoffPolicy
 from replog.core.fsync import FsyncPolicy
 from replog.core.health import HealthPolicy
+from replog.core.urls import duplicate_nodes
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,13 @@ class MasterConfig:
     health: HealthPolicy = field(default_factory=HealthPolicy)
     heartbeat_interval_s: float = 1.0
     cluster_secret: str | None = None
+
+    def __post_init__(self) -> None:
+        """A secondary listed twice (however spelled) would count its one ack twice toward w."""
+        twice = duplicate_nodes(self.secondaries)
+        if twice:
+            pairs = "; ".join(f"{b!r} is {a!r}" for a, b in twice)
+            raise ValueError(f"a secondary is listed twice in --secondaries: {pairs}")
 
     @property
     def node_count(self) -> int:

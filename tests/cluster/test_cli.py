@@ -109,3 +109,14 @@ def test_a_node_that_cannot_start_exits_instead_of_hanging(tmp_path: Path) -> No
     finally:
         holder.send_signal(signal.SIGTERM)
         holder.wait(timeout=10)
+
+
+def test_a_secondary_listed_twice_is_refused_at_start_with_exit_2(tmp_path: Path) -> None:
+    """The same secondary spelled twice let w=3 be acknowledged by two nodes."""
+    done = subprocess.run(
+        [sys.executable, "-m", "replog", "master", "--in-memory",
+         "--secondaries=http://127.0.0.1:9001,http://127.0.0.1:9002,HTTP://127.0.0.1:9001/"],
+        capture_output=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-500:]
+    assert b"listed twice" in done.stderr and b"'HTTP://127.0.0.1:9001/' is 'http://127.0.0.1:9001'" in done.stderr
