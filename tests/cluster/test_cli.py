@@ -119,4 +119,5 @@ def test_a_secondary_listed_twice_is_refused_at_start_with_exit_2(tmp_path: Path
         capture_output=True, timeout=30, check=False,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr[-500:]
-    assert b"listed twice" in done.stderr and b"'HTTP://127.0.0.1:9001/' is 'http://127.0.0.1:9001'" in done.stderr
+    assert b"listed twice" in done.stderr
+    assert b"'HTTP://127.0.0.1:9001/' is 'http://127.0.0.1:9001'" in done.stderr
