@@ -3,11 +3,16 @@
 Every flag has an environment twin (`--heartbeat-interval` <-> `REPLOG_HEARTBEAT_INTERVAL`), so a
 container is configured with env alone. SIGTERM and SIGINT stop the node cleanly with exit code 0;
 a node whose HTTP server loop dies exits with 1, so that a supervisor restarts it.
+
+Secure by default: a node listening on anything but a loopback address refuses to start without a
+cluster secret (`--cluster-secret-file`, or `--cluster-secret`, which `ps` shows), unless the
+operator opts out with `--insecure`: otherwise anyone who reaches a secondary can write its log.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import resource
@@ -87,7 +92,15 @@ def build_parser(role: str) -> argparse.ArgumentParser:
         "always | interval | never: when entries reach the disk",
     )
     _flag(parser, "--fsync-interval", float, 0.005, "seconds between fsyncs with --fsync interval")
-    _flag(parser, "--cluster-secret", str, None, "shared token internal endpoints require")
+    _flag(parser, "--cluster-secret", str, None, "shared token internal endpoints require (shows in ps)")
+    _flag(
+        parser,
+        "--cluster-secret-file",
+        Path,
+        None,
+        "file holding the cluster secret (a Docker/Kubernetes secret); surrounding whitespace ignored",
+    )
+    _switch(parser, "--insecure", "allow a non-loopback --host without a cluster secret")
     _flag(parser, "--threads", int, 128, "HTTP worker threads (each waiting writer holds one)")
     _flag(parser, "--connection-limit", int, 4096, "open connections at most (lowered to fit ulimit -n)")
     _flag(parser, "--request-timeout", float, 10.0, "seconds a client may take to send one request")
@@ -142,6 +155,42 @@ def _common(args: argparse.Namespace) -> tuple[ServerConfig, StorageConfig]:
     return server, StorageConfig(data_dir=data_dir, fsync=args.fsync, fsync_interval_s=args.fsync_interval)
 
 
+def is_loopback(host: str) -> bool:
+    """Only 127.0.0.0/8, ::1 and "localhost": any other name may resolve to a reachable address."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def cluster_secret(args: argparse.Namespace) -> str | None:
+    """The secret from --cluster-secret-file or --cluster-secret (never both); enforce the rule that
+    a node reachable from other machines has one unless --insecure."""
+    if args.cluster_secret and args.cluster_secret_file:
+        raise ValueError("give --cluster-secret or --cluster-secret-file, not both")
+    secret: str | None = args.cluster_secret or None
+    if args.cluster_secret_file:
+        path = args.cluster_secret_file
+        try:
+            secret = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"--cluster-secret-file {path}: cannot read it: {exc}") from None
+        if not secret:
+            raise ValueError(f"--cluster-secret-file {path} is empty")
+    if secret is not None and not (secret.isascii() and secret.isprintable() and secret == secret.strip()):
+        raise ValueError("the cluster secret must be printable ASCII without surrounding spaces")
+    if secret is None and not args.insecure and not is_loopback(args.host):
+        raise ValueError(
+            f"--host {args.host} is reachable from other machines, and without a cluster secret anyone "
+            "who reaches this node can write into its log: give --cluster-secret-file (or "
+            "--cluster-secret, or REPLOG_CLUSTER_SECRET_FILE), or --insecure (REPLOG_INSECURE=1) to "
+            "run without one"
+        )
+    return secret
+
+
 def master_config(args: argparse.Namespace) -> MasterConfig:
     server, storage = _common(args)
     if not args.secondaries:
@@ -162,7 +211,7 @@ def master_config(args: argparse.Namespace) -> MasterConfig:
         link=link,
         health=HealthPolicy(args.suspect_after, args.unhealthy_after),
         heartbeat_interval_s=args.heartbeat_interval,
-        cluster_secret=args.cluster_secret,
+        cluster_secret=cluster_secret(args),
     )
 
 
@@ -173,7 +222,7 @@ def secondary_config(args: argparse.Namespace) -> SecondaryConfig:
         server=server,
         storage=storage,
         faults=Faults(delay_s=args.delay, error_rate=args.error_rate),
-        cluster_secret=args.cluster_secret,
+        cluster_secret=cluster_secret(args),
     )
 
 
@@ -230,7 +279,8 @@ def run(config: MasterConfig | SecondaryConfig) -> int:
     else:
         log.info("node=%s data_dir=%s fsync=%s", config.name, config.storage.data_dir, config.storage.fsync)
     if config.cluster_secret is None:
-        log.warning("node=%s no --cluster-secret: any client can call internal endpoints", config.name)
+        reach = "any client" if is_loopback(config.server.host) else "ANY MACHINE (--insecure)"
+        log.warning("node=%s no --cluster-secret: %s can call internal endpoints", config.name, reach)
     open_files = raise_open_files_limit(fds_wanted(config.server.connection_limit))
     log.info("node=%s open_files_limit=%d", config.name, open_files)
     try:
