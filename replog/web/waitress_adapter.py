@@ -13,7 +13,8 @@ one send, replog also relies on internals:
 - the deprecated `send_bytes` setting (see `SEND_BYTES`);
 - to bound how long a connection may take and keep room for new ones
   (`replog.web.waitress_policy`): `TcpWSGIServer` built from an `Adjustments` and subclassed
-  (`readable` replaced, `maintenance`, `active_channels`, `accepting`, `channel_class`), `HTTPChannel`
+  (`readable` replaced, `maintenance`, `handle_accept`, `active_channels`, `accepting`,
+  `channel_class`), `HTTPChannel`
   subclassed (`received`, `request`, `requests`, `requests_lock`, `outbufs`, `outbuf_lock`,
   `current_outbuf_count`, `last_activity`, `creation_time`, `will_close`, `close_when_flushed`,
   `error_task_class`, the dispatcher's `_fileno`), a parser's `close()`, and `ErrorTask` subclassed
@@ -43,7 +44,7 @@ from waitress import wasyncore
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
-from waitress.server import TcpWSGIServer
+from waitress.server import BaseWSGIServer, TcpWSGIServer
 from waitress.task import ErrorTask, Task
 
 from replog.web.waitress_policy import ConnectionPolicy, ReplogServer
@@ -137,6 +138,11 @@ def check_policy_internals(server: Any) -> None:
         purpose,
     )
     _require(lambda: isinstance(server.active_channels, dict), "server.active_channels is gone", purpose)
+    _require(
+        lambda: _in_source(BaseWSGIServer.handle_accept, "self.accept()", "self.channel_class("),
+        "BaseWSGIServer.handle_accept no longer accepts one connection into a channel",
+        purpose,
+    )
     _require(lambda: _has_params(HTTPChannel.received, "data"), "HTTPChannel.received(data) is gone", purpose)
     for name in ("request", "last_activity", "will_close", "close_when_flushed", "current_outbuf_count"):
         _require(lambda n=name: hasattr(HTTPChannel, n), f"HTTPChannel.{name} is gone", purpose)  # type: ignore[misc]

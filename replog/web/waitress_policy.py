@@ -13,6 +13,7 @@ as text/plain. Here, on the I/O loop's thread:
   is one whose client stopped reading an answer (which frees the worker thread writing it);
 - at the connection limit the oldest-active connections that have no request being served are
   closed (`evict_fraction` of the limit at a time), so new clients, /health included, get in;
+- waiting connections are accepted in batches, not one per loop iteration;
 - errors waitress itself produces (bad request line, oversized headers, bad Content-Length, a body
   over the limit) are JSON `{"error", "detail"}` with a stable code, as every other answer;
 - after such an error (and a 408) the connection closes *lingering*: the write side is shut and what
@@ -55,6 +56,7 @@ LINGER_S = 2.0  # after an error answer, read and drop the client's input this l
 LINGER_BYTES = 64 * 1024 * 1024  # ... and this much at most, then close
 LINGER_RECV_BYTES = 256 * 1024  # dropped input is read in big pieces: few loop iterations
 CLOSING_GRACE_S = 5.0  # a connection closing after its last answer is closed as it is after this
+ACCEPT_BATCH = 64  # connections accepted per readiness event of the listening socket
 EVICTION_PAUSE_S = 0.05  # at the limit with every connection busy, look again after this long
 WARN_EVERY_S = 10.0  # hostile traffic must not flood the log: one summary line per this interval
 
@@ -151,11 +153,10 @@ class ReplogChannel(HTTPChannel):
             self._timed = current
         return result
 
-    def readable(self) -> bool:
-        return True if self.lingering_until is not None else bool(super().readable())
-
-    def writable(self) -> bool:
-        return False if self.lingering_until is not None else bool(super().writable())
+    # No readable()/writable() overrides: the loop asks every channel both on every iteration, so an
+    # extra Python frame there costs O(open connections) per iteration. While lingering, waitress's
+    # own give the right answers: nothing is in flight, closing or unsent, so readable and not
+    # writable.
 
     def handle_read(self) -> None:
         if self.lingering_until is None:
@@ -259,6 +260,18 @@ class ReplogServer(TcpWSGIServer):
         if now >= self._next_eviction and not self.evict():
             self._next_eviction = now + EVICTION_PAUSE_S  # nothing to evict: everything is busy
         return False  # those evicted close in this iteration; accepting resumes in the next
+
+    def handle_accept(self) -> None:
+        """Loop thread: accept up to ACCEPT_BATCH waiting connections per readiness event. waitress
+        takes one per loop iteration, and an iteration costs O(open connections) (every channel is
+        asked readable()/writable()), so a burst of N connects took O(N^2): seconds for /health."""
+        for _ in range(ACCEPT_BATCH):
+            before = len(self._map)
+            if before >= self.adj.connection_limit:
+                return
+            super().handle_accept()
+            if len(self._map) == before:  # nothing was waiting, or that accept failed
+                return
 
     def _channels(self) -> list[ReplogChannel]:
         return [c for c in list(self.active_channels.values()) if isinstance(c, ReplogChannel)]

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import requests
+from waitress import wasyncore
 
 from replog.config import ServerConfig
 from replog.web.common import JsonBottle, json_errors, read_json_body
@@ -214,4 +215,32 @@ def test_a_server_lowers_its_connection_limit_to_the_open_files_limit(
         assert http.connection_limit == 256
         assert http._server._server.adj.connection_limit == 256
     finally:
+        http.stop()
+
+
+def test_a_burst_of_connects_is_accepted_in_batches_not_one_per_loop_iteration(
+    monkeypatch: pytest.MonkeyPatch, wait_for: WaitFor
+) -> None:
+    """waitress accepted one connection per iteration and an iteration costs O(open connections):
+    a burst of N connects cost O(N^2) and /health waited seconds behind it."""
+    iterations = [0]
+    real_poll = wasyncore.poll2
+
+    def counting(timeout: float = 0.0, map: Any = None) -> None:
+        iterations[0] += 1
+        real_poll(timeout, map)
+
+    monkeypatch.setattr(wasyncore, "poll2", counting)
+    http = HttpServer(JsonBottle(), ServerConfig(port=0, threads=1))
+    sockets = [socket.socket() for _ in range(300)]
+    try:
+        for sock in sockets:  # queued in the listen backlog before the loop runs
+            sock.connect(("127.0.0.1", http.port))
+        http.start()
+        channels = http._server._server.active_channels
+        wait_for(lambda: len(channels) == 300, 20, "all 300 accepted")
+        assert iterations[0] < 50, f"{iterations[0]} loop iterations to accept 300 connections"
+    finally:
+        for sock in sockets:
+            sock.close()
         http.stop()
