@@ -341,10 +341,14 @@ class ReplogServer(TcpWSGIServer):
         self._counts[reason] += 1
 
     def _maybe_warn(self, now: float) -> None:
+        """One summary line per WARN_EVERY_S: WARNING when clients were cut off (evicted, too slow to
+        send, not reading), DEBUG when only idle keep-alive connections were closed (routine)."""
         if now < self._next_warning or not any(self._counts.values()):
             return
         self._next_warning = now + WARN_EVERY_S
-        log.warning(
+        level = logging.DEBUG if set(k for k, v in self._counts.items() if v) == {"idle"} else logging.WARNING
+        log.log(
+            level,
             "closed connections port=%s open=%d limit=%d %s",
             self.effective_port,
             len(self.active_channels),
