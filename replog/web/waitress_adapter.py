@@ -14,12 +14,12 @@ one send, replog also relies on internals:
 - to bound how long a connection may take and keep room for new ones
   (`replog.web.waitress_policy`): `TcpWSGIServer` built from an `Adjustments` and subclassed
   (`readable` replaced, `maintenance`, `handle_accept`, `active_channels`, `accepting`,
-  `channel_class`), `HTTPChannel`
-  subclassed (`received`, `request`, `requests`, `requests_lock`, `outbufs`, `outbuf_lock`,
-  `current_outbuf_count`, `last_activity`, `creation_time`, `will_close`, `close_when_flushed`,
-  `error_task_class`, the dispatcher's `_fileno`), a parser's `close()`, and `ErrorTask` subclassed
-  (`execute` with `request.error`, `status`, `response_headers`, `set_close_on_finish`,
-  `content_length`, `write`) to answer waitress's own errors (`waitress.utilities`) in JSON.
+  `channel_class`); and, in `replog.web.waitress_channel`, `HTTPChannel` subclassed (`received`,
+  `request`, `requests`, `requests_lock`, `outbufs`, `outbuf_lock`, `current_outbuf_count`,
+  `last_activity`, `creation_time`, `will_close`, `close_when_flushed`, `error_task_class`, the
+  dispatcher's `_fileno`), a parser's `close()`, and `ErrorTask` subclassed (`execute` with
+  `request.error`, `status`, `response_headers`, `set_close_on_finish`, `content_length`, `write`)
+  to answer waitress's own errors (`waitress.utilities`) in JSON.
 
 `WaitressServer` checks each of them when it is built and fails with `WaitressChanged`, naming
 what is missing, rather than misbehaving at the first stop. The versions they were checked against
