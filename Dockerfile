@@ -14,6 +14,9 @@
 #
 # Role and settings: `docker run IMAGE master|secondary [flags]`, or env
 # (REPLOG_ROLE, REPLOG_PORT, REPLOG_SECONDARIES, ...; every flag has an env twin).
+# The node listens on 0.0.0.0, so it needs the cluster secret (a file, e.g. a
+# Docker secret: REPLOG_CLUSTER_SECRET_FILE=/run/secrets/cluster_secret) and
+# refuses to start without one, unless REPLOG_INSECURE=1.
 # Only the classic builder's syntax is used (no BuildKit-only features).
 
 ARG BASE_IMAGE=python:3.11-slim

@@ -6,11 +6,16 @@
 
 Each node keeps its durable log in its own directory under --data-dir (default ./replog-data);
 --clean starts from empty logs. The demo always uses a fresh temporary directory.
+
+The nodes share a random cluster secret, which their internal endpoints (POST /replicate, POST
+/faults) require: it is kept in DATA_DIR/cluster-secret (mode 0600, reused by the next run) and
+passed with --cluster-secret-file, so it never shows in `ps`. --insecure runs without one.
 """
 
 from __future__ import annotations
 
 import argparse
+import secrets
 import shutil
 import signal
 import sys
@@ -20,10 +25,23 @@ from pathlib import Path
 from typing import Any
 
 from replog.client import ReplogClient, ReplogHTTPError, poll_until
-from replog.testing.cluster import LocalCluster
+from replog.testing.cluster import SECRET_FILE, LocalCluster
 
 DEMO_TIMINGS = ("--heartbeat-interval=0.2", "--suspect-after=0.6", "--unhealthy-after=1.5")
 EXPECTED = ["Msg1", "Msg2", "Msg3", "Msg4"]
+
+
+def cluster_secret(data_dir: Path, insecure: bool) -> str | None:
+    """The secret this cluster used before (its file in data_dir), else a new random one; None with
+    --insecure."""
+    if insecure:
+        return None
+    path = data_dir / SECRET_FILE
+    if path.is_file():
+        existing = path.read_text().strip()
+        if existing:
+            return existing
+    return secrets.token_urlsafe(32)
 
 
 def build_cluster(args: argparse.Namespace, data_dir: Path, log_dir: Path | None) -> LocalCluster:
@@ -37,6 +55,7 @@ def build_cluster(args: argparse.Namespace, data_dir: Path, log_dir: Path | None
         base_port=args.base_port,
         log_dir=log_dir,
         pin=args.pin,
+        secret=cluster_secret(data_dir, args.insecure),
     )
 
 
@@ -121,6 +140,11 @@ def main() -> int:
     parser.add_argument(
         "--error-rate", type=float, default=0.0, help="secondaries' chance of a 500 after append"
     )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="no cluster secret: anyone who reaches a node may call its internal endpoints",
+    )
     args = parser.parse_args()
 
     temp = Path(tempfile.mkdtemp(prefix="replog-demo-")) if args.demo else None
@@ -129,6 +153,11 @@ def main() -> int:
         shutil.rmtree(data_dir)
     cluster = build_cluster(args, data_dir, log_dir=temp)
     nodes = cluster.nodes
+    if cluster.secret_file is not None:
+        print(
+            f"cluster secret: {cluster.secret_file} (send it as X-Replog-Secret to POST /faults)",
+            flush=True,
+        )
     try:
         if args.demo:
             print(f"node logs: {temp}/*.log", flush=True)

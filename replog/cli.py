@@ -2,14 +2,21 @@
 
 Every flag has an environment twin (`--heartbeat-interval` <-> `REPLOG_HEARTBEAT_INTERVAL`), so a
 container is configured with env alone. SIGTERM and SIGINT stop the node cleanly with exit code 0;
-a fatal failure (the master's own log cannot be read) stops it with exit code 1.
+a fatal failure (the master's own log cannot be read) stops it with exit code 1, and a node whose
+HTTP server loop dies exits with 1, so that a supervisor restarts it.
+
+Secure by default: a node listening on anything but a loopback address refuses to start without a
+cluster secret (`--cluster-secret-file`, or `--cluster-secret`, which `ps` shows), unless the
+operator opts out with `--insecure`: otherwise anyone who reaches a secondary can write its log.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
+import resource
 import signal
 import sys
 import threading
@@ -24,8 +31,10 @@ from replog.core.backoff import BackoffPolicy
 from replog.core.fsync import FsyncPolicy
 from replog.core.health import HealthPolicy
 from replog.node import MasterNode, SecondaryNode
+from replog.web.server import fds_wanted
 
 ROLES = ("master", "secondary")
+FAILED_STOP_S = 10.0  # a node whose server loop died gets this long to stop cleanly, then exits anyway
 log = logging.getLogger(__name__)
 
 
@@ -84,9 +93,21 @@ def build_parser(role: str) -> argparse.ArgumentParser:
         "always | interval | never: when entries reach the disk",
     )
     _flag(parser, "--fsync-interval", float, 0.005, "seconds between fsyncs with --fsync interval")
-    _flag(parser, "--cluster-secret", str, None, "shared token internal endpoints require")
+    _flag(parser, "--cluster-secret", str, None, "shared token internal endpoints require (shows in ps)")
+    _flag(
+        parser,
+        "--cluster-secret-file",
+        Path,
+        None,
+        "file holding the cluster secret (a Docker/Kubernetes secret); surrounding whitespace ignored",
+    )
+    _switch(parser, "--insecure", "allow a non-loopback --host without a cluster secret")
     _flag(parser, "--threads", int, 128, "HTTP worker threads (each waiting writer holds one)")
+    _flag(parser, "--connection-limit", int, 4096, "open connections at most (lowered to fit ulimit -n)")
+    _flag(parser, "--request-timeout", float, 10.0, "seconds a client may take to send one request")
+    _flag(parser, "--idle-timeout", float, 30.0, "seconds a kept-alive connection may stay idle")
     _flag(parser, "--max-body-bytes", int, 8 * 1024 * 1024, "largest accepted request body")
+    _flag(parser, "--max-message-bytes", int, 1024 * 1024, "largest appended message, UTF-8 bytes")
     _flag(parser, "--cpu", int, None, "pin this node's threads to one CPU (opt-in; faster on 2 cores)")
     _flag(parser, "--log-level", str, "INFO", "DEBUG | INFO | WARNING | ERROR")
     if role == "master":
@@ -107,12 +128,68 @@ def build_parser(role: str) -> argparse.ArgumentParser:
     return parser
 
 
+def _positive(value: float, flag: str) -> None:
+    if value <= 0:
+        raise ValueError(f"{flag} must be > 0, got {value}")
+
+
 def _common(args: argparse.Namespace) -> tuple[ServerConfig, StorageConfig]:
+    for value, flag in (
+        (args.connection_limit, "--connection-limit"),
+        (args.request_timeout, "--request-timeout"),
+        (args.idle_timeout, "--idle-timeout"),
+        (args.max_body_bytes, "--max-body-bytes"),
+        (args.max_message_bytes, "--max-message-bytes"),
+    ):
+        _positive(value, flag)
     server = ServerConfig(
-        host=args.host, port=args.port, threads=args.threads, max_body_bytes=args.max_body_bytes
+        host=args.host,
+        port=args.port,
+        threads=args.threads,
+        connection_limit=args.connection_limit,
+        max_body_bytes=args.max_body_bytes,
+        max_message_bytes=args.max_message_bytes,
+        request_timeout_s=args.request_timeout,
+        idle_timeout_s=args.idle_timeout,
     )
     data_dir = None if args.in_memory else (args.data_dir or Path("replog-data") / args.name)
     return server, StorageConfig(data_dir=data_dir, fsync=args.fsync, fsync_interval_s=args.fsync_interval)
+
+
+def is_loopback(host: str) -> bool:
+    """Only 127.0.0.0/8, ::1 and "localhost": any other name may resolve to a reachable address."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def cluster_secret(args: argparse.Namespace) -> str | None:
+    """The secret from --cluster-secret-file or --cluster-secret (never both); enforce the rule that
+    a node reachable from other machines has one unless --insecure."""
+    if args.cluster_secret and args.cluster_secret_file:
+        raise ValueError("give --cluster-secret or --cluster-secret-file, not both")
+    secret: str | None = args.cluster_secret or None
+    if args.cluster_secret_file:
+        path = args.cluster_secret_file
+        try:
+            secret = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"--cluster-secret-file {path}: cannot read it: {exc}") from None
+        if not secret:
+            raise ValueError(f"--cluster-secret-file {path} is empty")
+    if secret is not None and not (secret.isascii() and secret.isprintable() and secret == secret.strip()):
+        raise ValueError("the cluster secret must be printable ASCII without surrounding spaces")
+    if secret is None and not args.insecure and not is_loopback(args.host):
+        raise ValueError(
+            f"--host {args.host} is reachable from other machines, and without a cluster secret anyone "
+            "who reaches this node can write into its log: give --cluster-secret-file (or "
+            "--cluster-secret, or REPLOG_CLUSTER_SECRET_FILE), or --insecure (REPLOG_INSECURE=1) to "
+            "run without one"
+        )
+    return secret
 
 
 def master_config(args: argparse.Namespace) -> MasterConfig:
@@ -135,7 +212,7 @@ def master_config(args: argparse.Namespace) -> MasterConfig:
         link=link,
         health=HealthPolicy(args.suspect_after, args.unhealthy_after),
         heartbeat_interval_s=args.heartbeat_interval,
-        cluster_secret=args.cluster_secret,
+        cluster_secret=cluster_secret(args),
     )
 
 
@@ -146,7 +223,7 @@ def secondary_config(args: argparse.Namespace) -> SecondaryConfig:
         server=server,
         storage=storage,
         faults=Faults(delay_s=args.delay, error_rate=args.error_rate),
-        cluster_secret=args.cluster_secret,
+        cluster_secret=cluster_secret(args),
     )
 
 
@@ -170,6 +247,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(config)
 
 
+def raise_open_files_limit(wanted: int) -> int:
+    """Raise the soft RLIMIT_NOFILE toward `wanted`, at most to the hard limit; return the soft one.
+
+    Python starts with the soft limit it inherits (often 1024) though the hard one is usually far
+    higher; `HttpServer` then sizes its connection limit to what it gets."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 30
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError) as exc:
+            log.warning("cannot raise the open-files limit from %d to %d: %s", soft, target, exc)
+            return soft
+        return target
+    return soft
+
+
 def run(config: MasterConfig | SecondaryConfig) -> int:
     stop = threading.Event()
 
@@ -184,7 +280,10 @@ def run(config: MasterConfig | SecondaryConfig) -> int:
     else:
         log.info("node=%s data_dir=%s fsync=%s", config.name, config.storage.data_dir, config.storage.fsync)
     if config.cluster_secret is None:
-        log.warning("node=%s no --cluster-secret: any client can call internal endpoints", config.name)
+        reach = "any client" if is_loopback(config.server.host) else "ANY MACHINE (--insecure)"
+        log.warning("node=%s no --cluster-secret: %s can call internal endpoints", config.name, reach)
+    open_files = raise_open_files_limit(fds_wanted(config.server.connection_limit))
+    log.info("node=%s open_files_limit=%d", config.name, open_files)
     try:
         node = MasterNode(config) if isinstance(config, MasterConfig) else SecondaryNode(config)
     except Exception as exc:
@@ -192,6 +291,26 @@ def run(config: MasterConfig | SecondaryConfig) -> int:
         return 1
     node.start()
     while not stop.wait(0.5) and node.fatal_reason is None:
-        pass
+        if node.server.failed.is_set():
+            return _exit_after_server_death(config.name, node)
     node.stop()
     return 0 if node.fatal_reason is None else 1  # the node logged the reason at ERROR
+
+
+def _exit_after_server_death(name: str, node: MasterNode | SecondaryNode) -> int:
+    """The node can no longer answer: stop what can be stopped (the final fsync included), within a
+    bound, and exit 1 so that a supervisor (Docker's restart policy, systemd) starts it afresh."""
+    log.error(
+        "node=%s exiting with code 1: the HTTP server loop died (%r); nothing can reach this node "
+        "any more, a supervisor should restart it",
+        name,
+        node.server.failure,
+    )
+    stopper = threading.Thread(target=node.stop, name="stop-after-failure", daemon=True)
+    stopper.start()
+    stopper.join(FAILED_STOP_S)
+    if stopper.is_alive():
+        log.error("node=%s did not stop within %.0fs; exiting anyway", name, FAILED_STOP_S)
+        logging.shutdown()
+        os._exit(1)
+    return 1

@@ -12,6 +12,7 @@ from pathlib import Path
 from replog.core.backoff import BackoffPolicy
 from replog.core.fsync import FsyncPolicy
 from replog.core.health import HealthPolicy
+from replog.core.urls import duplicate_nodes
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,8 +21,13 @@ class ServerConfig:
     port: int = 8000  # 0 picks a free port
     threads: int = 128  # waitress workers: blocked writers hold one each
     reserved_threads: int = 8  # never given to waiting writers, so reads and /health stay fast
-    connection_limit: int = 1000
-    max_body_bytes: int = 8 * 1024 * 1024
+    # Open connections at most; lowered at start to what the open-files limit allows (see
+    # `replog.web.server.fd_budget`). At the limit the least recently active idle ones are closed.
+    connection_limit: int = 4096
+    max_body_bytes: int = 8 * 1024 * 1024  # larger bodies: 413 before they are read
+    max_message_bytes: int = 1024 * 1024  # one appended message, UTF-8; 413 message_too_large
+    request_timeout_s: float = 10.0  # from a request's first byte (or the accept) to its last: else 408
+    idle_timeout_s: float = 30.0  # a kept-alive connection with nothing to do is closed after this
 
     @property
     def max_waiting_writers(self) -> int:
@@ -55,6 +61,13 @@ class MasterConfig:
     health: HealthPolicy = field(default_factory=HealthPolicy)
     heartbeat_interval_s: float = 1.0
     cluster_secret: str | None = None
+
+    def __post_init__(self) -> None:
+        """A secondary listed twice (however spelled) would count its one ack twice toward w."""
+        twice = duplicate_nodes(self.secondaries)
+        if twice:
+            pairs = "; ".join(f"{b!r} is {a!r}" for a, b in twice)
+            raise ValueError(f"a secondary is listed twice in --secondaries: {pairs}")
 
     @property
     def node_count(self) -> int:

@@ -55,6 +55,32 @@ class PayloadTooLarge(ReplogError):
     code = "payload_too_large"
 
 
+class MessageTooLarge(ReplogError):
+    """One message of an append is over `--max-message-bytes` (in bulk too): nothing is stored."""
+
+    status = 413
+    code = "message_too_large"
+
+
+class RequestTimeout(ReplogError):
+    """The client took longer than `--request-timeout` to send its request line, headers and body."""
+
+    status = 408
+    code = "request_timeout"
+
+
+class HeadersTooLarge(ReplogError):
+    status = 431
+    code = "headers_too_large"
+
+
+class NotImplementedByServer(ReplogError):
+    """An HTTP feature the server does not do (an unknown Transfer-Encoding)."""
+
+    status = 501
+    code = "not_implemented"
+
+
 class ClientGone(ReplogError):
     """The client hung up while waiting for w; nobody reads this answer, but the log says it."""
 

@@ -7,15 +7,23 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
-from replog.core.errors import BadRequest
+from replog.core.errors import BadRequest, MessageTooLarge
 from replog.core.quorum import majority
 
 MAX_BULK_MESSAGES = 10_000
 MAX_TIMEOUT_S = 24 * 3600.0
+# Deepest nesting of arrays and objects a request body may have, anywhere (unknown keys included).
+# Our own bodies need 3 (`{"entries": [{...}]}`); without a limit, ~1,000 levels raise RecursionError
+# inside json.loads.
+MAX_JSON_DEPTH = 16
+DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024  # one message, UTF-8 encoded; `--max-message-bytes`
+_MAX_W_DIGITS = 9  # "000000003" still parses; longer digit strings are out of range anyway
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,14 +56,50 @@ class ReplicateRequest:
     entries: tuple[Entry, ...]
 
 
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)  # a backslash and the byte it escapes
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_DEPTH_STEP = [0] * 256
+for _byte in b"[{":
+    _DEPTH_STEP[_byte] = 1
+for _byte in b"]}":
+    _DEPTH_STEP[_byte] = -1
+
+
+def json_depth(raw: bytes) -> int:
+    """How deep arrays and objects nest in a JSON text, found without recursion or parsing.
+
+    Escapes are dropped first, so the quotes left delimit strings: every other piece of the text
+    split on them lies outside strings, where the brackets are counted. Linear, and in C but for
+    the running sum. On invalid JSON the figure may be off, which json.loads then reports anyway.
+    """
+    outside = b"".join(_ESCAPE.sub(b"", raw).split(b'"')[0::2])
+    brackets = outside.translate(None, _NOT_BRACKET)
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads' object hook: a key given twice is an error, not "the last one wins"."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise BadRequest(f"key {duplicate!r} appears twice in one JSON object")
+    return value
+
+
 def decode_json_object(raw: bytes) -> dict[str, Any]:
-    """Parse a request body that must be one JSON object."""
+    """Parse a request body that must be one JSON object, at most MAX_JSON_DEPTH deep, keys unique."""
     if not raw.strip():
         raise BadRequest("request body is empty; expected a JSON object")
+    # Only a body with more brackets than the limit can be too deep: the usual one skips the scan.
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and json_depth(raw) > MAX_JSON_DEPTH:
+        raise BadRequest(f"request body nests arrays/objects deeper than {MAX_JSON_DEPTH} levels")
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, object_pairs_hook=_object_without_duplicates)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:  # not reachable after the scan above; kept so that it can never be a 500
+        raise BadRequest(f"request body nests arrays/objects deeper than {MAX_JSON_DEPTH} levels") from None
     if not isinstance(value, dict):
         raise BadRequest("request body must be a JSON object")
     return value
@@ -65,28 +109,37 @@ def encode(value: Mapping[str, Any]) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _check_message(value: object, field: str) -> str:
+def _check_message(value: object, field: str, max_bytes: int | None = None) -> str:
+    """A non-empty string encodable as UTF-8 and, when max_bytes is given, at most that long in it."""
     if not isinstance(value, str):
         raise BadRequest(f"'{field}' must be a string, got {type(value).__name__}")
     if not value:
         raise BadRequest(f"'{field}' must not be empty")
     try:
-        value.encode("utf-8")
+        size = len(value.encode("utf-8"))
     except UnicodeEncodeError:
         raise BadRequest(f"'{field}' is not valid Unicode (lone surrogate)") from None
+    if max_bytes is not None and size > max_bytes:
+        raise MessageTooLarge(
+            f"'{field}' is {size} bytes in UTF-8; the limit is {max_bytes}", limit_bytes=max_bytes
+        )
     return value
 
 
 def resolve_w(raw: object, node_count: int) -> int:
-    """Turn a client's w (int, "majority", "all", or a digit string from a query) into 1..node_count."""
+    """A client's w into 1..node_count. Accepted: a JSON integer, or a string (a body value or the
+    query's `?w=`, surrounding spaces ignored) of ASCII digits, "majority" or "all", in any case.
+    Anything else is refused, Unicode digits that `int()` would read too ("٣", "²")."""
     if isinstance(raw, str):
         word = raw.strip().lower()
         if word == "majority":
             return majority(node_count)
         if word == "all":
             return node_count
-        if not word.isdigit():
+        if not (word.isascii() and word.isdigit()):
             raise BadRequest(f"w must be an integer 1..{node_count}, 'majority' or 'all', got {raw!r}")
+        if len(word) > _MAX_W_DIGITS:
+            raise BadRequest(f"w must be between 1 and {node_count} (master + secondaries), got {raw!r}")
         raw = int(word)
     if isinstance(raw, bool) or not isinstance(raw, int):
         raise BadRequest(f"w must be an integer 1..{node_count}, 'majority' or 'all', got {raw!r}")
@@ -109,15 +162,23 @@ def _pick_w(body: Mapping[str, Any], query_w: str | None) -> object:
 def _parse_timeout(raw: object) -> float | None:
     if raw is None:
         return None
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         raise BadRequest(f"timeout must be a number of seconds, got {raw!r}")
-    if not 0 < raw <= MAX_TIMEOUT_S:
-        raise BadRequest(f"timeout must be > 0 and <= {MAX_TIMEOUT_S:g} seconds, got {raw}")
+    # An int is compared as it is: float() of a 400-digit integer would raise OverflowError.
+    if (isinstance(raw, float) and not math.isfinite(raw)) or not 0 < raw <= MAX_TIMEOUT_S:
+        raise BadRequest(f"timeout must be > 0 and <= {MAX_TIMEOUT_S:g} seconds, got {raw!r}")
     return float(raw)
 
 
-def parse_append(body: Mapping[str, Any], query_w: str | None, node_count: int) -> AppendRequest:
-    """Validate a `POST /messages` body: `message`/`msg` or bulk `messages`, plus w and timeout."""
+def parse_append(
+    body: Mapping[str, Any],
+    query_w: str | None,
+    node_count: int,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> AppendRequest:
+    """Validate a `POST /messages` body: `message`/`msg` or bulk `messages`, plus w and timeout.
+
+    Each message is at most max_message_bytes in UTF-8, in bulk too (413 `message_too_large`)."""
     singles = [k for k in ("message", "msg") if k in body]
     if "messages" in body and singles:
         raise BadRequest("give either 'message' or 'messages', not both")
@@ -129,10 +190,12 @@ def parse_append(body: Mapping[str, Any], query_w: str | None, node_count: int) 
             raise BadRequest("'messages' must be a non-empty list of strings")
         if len(raw) > MAX_BULK_MESSAGES:
             raise BadRequest(f"'messages' holds {len(raw)} items; at most {MAX_BULK_MESSAGES}")
-        messages = tuple(_check_message(m, "messages[]") for m in raw)
+        messages = tuple(
+            _check_message(m, f"messages[{i}]", max_message_bytes) for i, m in enumerate(raw)
+        )
         bulk = True
     elif singles:
-        messages = (_check_message(body[singles[0]], singles[0]),)
+        messages = (_check_message(body[singles[0]], singles[0], max_message_bytes),)
         bulk = False
     else:
         raise BadRequest("missing 'message' (a non-empty string)")

@@ -58,26 +58,51 @@ class _Connection:
         self._conn: http.client.HTTPConnection | None = None
 
     def request(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, Any]:
+        """One exchange. A kept-alive connection that the node closed while it was idle (its
+        --idle-timeout) fails on its next use with a broken pipe or a reset before any answer: that
+        is retried once, at once, on a fresh connection (safe: /replicate is idempotent by seq and
+        /health only reads), rather than reported as a failure that costs a backoff."""
+        reused = self._conn is not None
         try:
-            if self._conn is None:
-                conn = http.client.HTTPConnection(self._host, self._port, timeout=self._connect_timeout_s)
-                conn.connect()
-                assert conn.sock is not None
-                conn.sock.settimeout(self._read_timeout_s)
-                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                self._conn = conn
-            self._conn.request(method, path, body=body, headers=headers)
-            response = self._conn.getresponse()
-            raw = response.read()
-            if response.will_close:
-                self.close()
+            status, raw = self._exchange(method, path, body, headers)
+        except (BrokenPipeError, ConnectionResetError) as exc:  # RemoteDisconnected is a reset too
+            self.close()
+            if not reused:
+                raise TransportError(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
+            status, raw = self._exchange_or_raise(method, path, body, headers)
         except (OSError, http.client.HTTPException) as exc:
             self.close()
             raise TransportError(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
         try:
-            return response.status, json.loads(raw) if raw else {}
+            return status, json.loads(raw) if raw else {}
         except ValueError:
-            return response.status, {"detail": raw[:200].decode(errors="replace")}
+            return status, {"detail": raw[:200].decode(errors="replace")}
+
+    def _exchange_or_raise(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
+        try:
+            return self._exchange(method, path, body, headers)
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            raise TransportError(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
+
+    def _exchange(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
+        if self._conn is None:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=self._connect_timeout_s)
+            conn.connect()
+            assert conn.sock is not None
+            conn.sock.settimeout(self._read_timeout_s)
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._conn = conn
+        self._conn.request(method, path, body=body, headers=headers)
+        response = self._conn.getresponse()
+        raw = response.read()
+        if response.will_close:
+            self.close()
+        return response.status, raw
 
     def close(self) -> None:
         if self._conn is not None:

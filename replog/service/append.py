@@ -38,6 +38,11 @@ class Appender:
         self._retry_after_s = max(READ_ONLY_RETRY_AFTER_S, config.heartbeat_interval_s)
 
     def append(self, request: AppendRequest, hung_up: Callable[[], bool]) -> dict[str, Any]:
+        """Admit, store, wait. The waiting-writer cap keeps threads free of long waits on
+        secondaries; a w=1 append waits only for the master's own store, so it takes no slot and
+        stays available however many writers wait (the README's promise)."""
+        if request.w == 1:
+            return self._append(request, hung_up)
         if not self._slots.acquire(blocking=False):
             raise Overloaded("too many writers are waiting; retry later", retry_after_s=1)
         try:

@@ -4,13 +4,16 @@ The one way the rigs start a cluster: `run_cluster.py` (fixed ports 8000-8002), 
 tests (free ports, short timings), the benchmark (pinned CPUs) and the fault run (a cuttable proxy
 on each master->secondary link, a cluster secret, one log file per node). Nothing starts until
 asked; each node keeps its data dir (`data_dir/NAME`) across restarts and, with a `log_dir`, appends
-its output to `log_dir/NAME.log`. Only the thread that built the cluster drives it.
+its output to `log_dir/NAME.log`. A cluster secret is written to `data_dir/cluster-secret` (mode
+0600) and passed as `--cluster-secret-file`, so that it does not show in `ps`. Only the thread that
+built the cluster drives it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -21,11 +24,24 @@ from replog.net.transport import SECRET_HEADER
 from replog.testing.process import NodeProcess, NodeSpec, Role, free_port, pinned
 from replog.testing.proxy import LinkProxy
 
-__all__ = ["LocalCluster", "NodeProcess", "NodeSpec", "Role", "free_port", "pinned"]
+__all__ = ["LocalCluster", "NodeProcess", "NodeSpec", "Role", "free_port", "pinned", "write_secret_file"]
 
 log = logging.getLogger(__name__)
 
 MASTER = "master"
+SECRET_FILE = "cluster-secret"
+
+
+def write_secret_file(path: Path, secret: str) -> Path:
+    """Write `secret` to `path`, readable by its owner only (0600, also when it already existed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, secret.encode() + b"\n")
+    finally:
+        os.close(fd)
+    return path
 
 
 class LocalCluster:
@@ -51,10 +67,11 @@ class LocalCluster:
         lets the nodes write to this process's stdout and stderr. `pin`: see `pinned`."""
         own = dict(secondaries) if isinstance(secondaries, Mapping) else {n: () for n in secondaries}
         self.secret = secret
+        self.secret_file = None if secret is None else write_secret_file(data_dir / SECRET_FILE, secret)
         self.log_dir = log_dir
         if log_dir is not None:
             log_dir.mkdir(parents=True, exist_ok=True)
-        shared = (*common_argv, *((f"--cluster-secret={secret}",) if secret else ()))
+        shared = (*common_argv, *((f"--cluster-secret-file={self.secret_file}",) if self.secret_file else ()))
 
         def port(index: int) -> int:
             return free_port() if base_port is None else base_port + index

@@ -1,4 +1,4 @@
-"""What master and secondary apps share: JSON errors, bounded body reading, the secret, reads.
+"""What master and secondary apps share: JSON errors, bounded body reading, the secret, queries.
 
 Every response is JSON. A `ReplogError` raised by a route becomes `{"error", "detail", ...}` with its
 status; Bottle's own errors (404, 405, 500) use the same shape instead of an HTML page.
@@ -17,10 +17,9 @@ import bottle
 from replog.core.errors import BadRequest, Forbidden, PayloadTooLarge, ReplogError
 from replog.core.wire import decode_json_object
 from replog.net.transport import SECRET_HEADER
-from replog.storage.store import Store
 
 Route = Callable[..., Any]
-MAX_PAGE = 100_000
+MAX_PAGE = 100_000  # entries in one paged answer of a read (`limit` is capped at it)
 
 _BOTTLE_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
@@ -89,31 +88,3 @@ def query_int(name: str, default: int | None, minimum: int) -> int | None:
         raise BadRequest(f"query parameter '{name}' must be >= {minimum}, got {value}")
     return value
 
-
-def add_read_routes(app: bottle.Bottle, store: Store) -> None:
-    """`GET /messages` (the visible log, optionally paged) and `GET /entries` (with seqs)."""
-
-    @app.get("/messages")
-    @json_errors
-    def messages() -> dict[str, Any]:
-        offset = query_int("offset", 0, 0)
-        limit = query_int("limit", None, 1)
-        assert offset is not None
-        total = store.stored_seq
-        count = total if limit is None else min(limit, MAX_PAGE)
-        page = [e.message for e in store.read(offset + 1, count)]
-        if limit is None and offset == 0:
-            return {"messages": page}
-        return {"messages": page, "offset": offset, "total": total}
-
-    @app.get("/entries")
-    @json_errors
-    def entries() -> dict[str, Any]:
-        from_seq = query_int("from_seq", 1, 1)
-        limit = query_int("limit", 1000, 1)
-        assert from_seq is not None and limit is not None
-        found = store.read(from_seq, min(limit, MAX_PAGE))
-        return {
-            "entries": [{"seq": e.seq, "message": e.message, "stored_at": e.stored_at} for e in found],
-            "stored_seq": store.stored_seq,
-        }

@@ -15,8 +15,9 @@ from replog.config import MasterConfig
 from replog.core.wire import parse_append
 from replog.service.append import Appender
 from replog.storage.store import Store
-from replog.web.common import JsonBottle, add_read_routes, json_errors, read_json_body
+from replog.web.common import JsonBottle, json_errors, read_json_body
 from replog.web.openapi import openapi
+from replog.web.reads import add_read_routes
 
 
 def master_app(
@@ -28,7 +29,9 @@ def master_app(
     @json_errors
     def post_message() -> dict[str, Any]:
         body = read_json_body(config.server.max_body_bytes)
-        request = parse_append(body, bottle.request.query.get("w"), config.node_count)
+        request = parse_append(
+            body, bottle.request.query.get("w"), config.node_count, config.server.max_message_bytes
+        )
         hung_up = bottle.request.environ.get("waitress.client_disconnected", lambda: False)
         answer = appender.append(request, hung_up)
         bottle.response.status = 201
@@ -41,7 +44,7 @@ def master_app(
 
     @app.get("/openapi.json")
     def get_openapi() -> dict[str, Any]:
-        return openapi(config.node_count, config.server.max_body_bytes)
+        return openapi(config.node_count, config.server.max_body_bytes, config.server.max_message_bytes)
 
-    add_read_routes(app, store)
+    add_read_routes(app, store, max_streams=config.server.reserved_threads // 2)
     return app

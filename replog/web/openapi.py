@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from replog import __version__
-from replog.core.wire import MAX_BULK_MESSAGES, MAX_TIMEOUT_S
+from replog.core.wire import DEFAULT_MAX_MESSAGE_BYTES, MAX_BULK_MESSAGES, MAX_TIMEOUT_S
 from replog.web.common import MAX_PAGE
 
 _ERROR = {
@@ -38,19 +38,28 @@ def _error(description: str) -> dict[str, Any]:
     }
 
 
-def openapi(node_count: int, max_body_bytes: int) -> dict[str, Any]:
-    """The document for a cluster of node_count nodes whose master accepts bodies up to max_body_bytes."""
+def openapi(
+    node_count: int, max_body_bytes: int, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> dict[str, Any]:
+    """The document for a cluster of node_count nodes whose master accepts bodies up to max_body_bytes
+    and messages up to max_message_bytes (UTF-8)."""
     w = _w(node_count)
+    message = {
+        "type": "string",
+        "minLength": 1,
+        "description": f"at most {max_message_bytes} bytes in UTF-8 (413 message_too_large)",
+        "x-max-message-bytes": max_message_bytes,
+    }
     append_body = {
         "type": "object",
         "properties": {
-            "message": {"type": "string", "minLength": 1},
-            "msg": {"type": "string", "minLength": 1, "description": "alias of message"},
+            "message": message,
+            "msg": {**message, "description": "alias of message"},
             "messages": {
                 "type": "array",
                 "minItems": 1,
                 "maxItems": MAX_BULK_MESSAGES,
-                "items": {"type": "string", "minLength": 1},
+                "items": message,
                 "description": "bulk append: one atomic, ordered append of all of them",
             },
             "w": w,
@@ -108,7 +117,11 @@ def openapi(node_count: int, max_body_bytes: int) -> dict[str, Any]:
                             },
                         },
                         "400": _error("bad JSON, message or w; nothing stored"),
-                        "413": _error(f"body over {max_body_bytes} bytes; nothing stored"),
+                        "408": _error("request_timeout: the body did not arrive in time; nothing stored"),
+                        "413": _error(
+                            f"payload_too_large: body over {max_body_bytes} bytes, or message_too_large: "
+                            f"a message over {max_message_bytes} bytes; nothing stored"
+                        ),
                         "503": _error("read_only (no quorum) or overloaded; nothing stored; see Retry-After"),
                         "504": _error(
                             "write_concern_timeout: stored, still replicating; carries seq and acks"
@@ -128,7 +141,7 @@ def openapi(node_count: int, max_body_bytes: int) -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": {
-                            "description": "messages",
+                            "description": "messages; a large answer is streamed (chunked)",
                             "content": {
                                 "application/json": {
                                     "schema": {
@@ -142,6 +155,9 @@ def openapi(node_count: int, max_body_bytes: int) -> dict[str, Any]:
                             },
                         },
                         "400": _error("bad offset or limit"),
+                        "503": _error(
+                            "overloaded: too many large reads are being streamed at once; see Retry-After"
+                        ),
                     },
                 },
             },

@@ -19,7 +19,8 @@ from replog.core.errors import BadRequest, ReplogError
 from replog.core.wire import parse_replicate
 from replog.logs import node_logger
 from replog.storage.store import Store
-from replog.web.common import JsonBottle, add_read_routes, json_errors, read_json_body, require_secret
+from replog.web.common import JsonBottle, json_errors, read_json_body, require_secret
+from replog.web.reads import add_read_routes
 
 
 class InjectedFaultError(ReplogError):
@@ -141,5 +142,5 @@ def secondary_app(
         require_secret(config.cluster_secret)
         return asdict(faults.update(read_json_body(4096)))
 
-    add_read_routes(app, store)
+    add_read_routes(app, store, max_streams=config.server.reserved_threads // 2)
     return app

@@ -10,15 +10,25 @@ one send, replog also relies on internals:
 - `server.task_dispatcher.shutdown(cancel_pending, timeout)`: stop the worker threads;
 - `server._map` and each channel's `total_outbufs_len`: bytes written but not yet sent;
 - `wasyncore.close_all(map)`: close every channel and the trigger, which ends `run()`;
-- the deprecated `send_bytes` setting (see `SEND_BYTES`).
+- the deprecated `send_bytes` setting (see `SEND_BYTES`);
+- to bound how long a connection may take and keep room for new ones
+  (`replog.web.waitress_policy`): `TcpWSGIServer` built from an `Adjustments` and subclassed
+  (`readable` replaced, `maintenance`, `handle_accept`, `active_channels`, `accepting`,
+  `channel_class`); and, in `replog.web.waitress_channel`, `HTTPChannel` subclassed (`received`,
+  `request`, `requests`, `requests_lock`, `outbufs`, `outbuf_lock`, `current_outbuf_count`,
+  `last_activity`, `creation_time`, `will_close`, `close_when_flushed`, `error_task_class`, the
+  dispatcher's `_fileno`), a parser's `close()`, and `ErrorTask` subclassed (`execute` with
+  `request.error`, `status`, `response_headers`, `set_close_on_finish`, `content_length`, `write`)
+  to answer waitress's own errors (`waitress.utilities`) in JSON.
 
 `WaitressServer` checks each of them when it is built and fails with `WaitressChanged`, naming
 what is missing, rather than misbehaving at the first stop. The versions they were checked against
 are capped in pyproject.toml and requirements.txt; `tests/web/test_waitress_adapter.py` holds the
-behaviour (one send from the loop, the clean stop) to them.
+behaviour (one send from the loop, the clean stop) to them, `tests/web/test_connection_policy.py`
+the policy's.
 
-The loop itself runs in `run()` only, so a different poller (waitress's `asyncore_use_poll`, which
-has no 1024-descriptor limit) and a report of a loop that died belong here too.
+The loop polls with `poll()` (`asyncore_use_poll`): waitress's default, `select()`, raises
+"filedescriptor out of range" once any descriptor of the process passes 1023, and the loop dies.
 """
 
 from __future__ import annotations
@@ -31,7 +41,13 @@ from importlib.metadata import version
 from typing import Any
 
 from waitress import wasyncore
-from waitress.server import create_server
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.server import BaseWSGIServer, TcpWSGIServer
+from waitress.task import ErrorTask, Task
+
+from replog.web.waitress_policy import ConnectionPolicy, ReplogServer
 
 CHECKED_VERSIONS = "3.0.2"  # the waitress releases these internals were read in and tested with
 
@@ -101,6 +117,58 @@ def check_internals(server: Any, send_bytes: int) -> None:
         "the send_bytes setting no longer takes effect",
         "send small answers in one send from the I/O loop",
     )
+    _require(lambda: server.adj.asyncore_use_poll is True, "asyncore_use_poll is ignored", "poll, not select")
+    check_policy_internals(server)
+
+
+def _in_source(function: Callable[..., Any], *names: str) -> bool:
+    source = inspect.getsource(function)
+    return all(name in source for name in names)
+
+
+def check_policy_internals(server: Any) -> None:
+    """What `replog.web.waitress_policy` overrides or reads, with the shape it expects."""
+    purpose = "bound request and idle times, keep room for new connections, answer errors in JSON"
+    _require(lambda: _has_params(TcpWSGIServer.readable, "self"), "TcpWSGIServer.readable is gone", purpose)
+    _require(
+        lambda: _has_params(TcpWSGIServer.maintenance, "now")
+        and _in_source(TcpWSGIServer.readable, "self.maintenance(now)", "self.accepting", "connection_limit"),
+        "TcpWSGIServer.readable no longer decides accepting from accepting, connection_limit and "
+        "maintenance(now) alone",
+        purpose,
+    )
+    _require(lambda: isinstance(server.active_channels, dict), "server.active_channels is gone", purpose)
+    _require(
+        lambda: _in_source(BaseWSGIServer.handle_accept, "self.accept()", "self.channel_class("),
+        "BaseWSGIServer.handle_accept no longer accepts one connection into a channel",
+        purpose,
+    )
+    _require(lambda: _has_params(HTTPChannel.received, "data"), "HTTPChannel.received(data) is gone", purpose)
+    for name in ("request", "last_activity", "will_close", "close_when_flushed", "current_outbuf_count"):
+        _require(lambda n=name: hasattr(HTTPChannel, n), f"HTTPChannel.{name} is gone", purpose)  # type: ignore[misc]
+    for name in ("requests", "requests_lock", "outbufs", "outbuf_lock", "creation_time"):
+        _require(
+            lambda n=name: _in_source(HTTPChannel.__init__, f"self.{n} ="),  # type: ignore[misc]
+            f"HTTPChannel.__init__ no longer sets self.{name}",
+            purpose,
+        )
+    _require(
+        lambda: _in_source(wasyncore.dispatcher.set_socket, "self._fileno =")
+        and _in_source(wasyncore.dispatcher.del_channel, "self._fileno = None"),
+        "wasyncore.dispatcher._fileno is gone",
+        purpose,
+    )
+    _require(
+        lambda: HTTPChannel.error_task_class is ErrorTask, "HTTPChannel.error_task_class changed", purpose
+    )
+    _require(lambda: callable(HTTPRequestParser.close), "HTTPRequestParser.close is gone", purpose)
+    _require(
+        lambda: _in_source(ErrorTask.execute, "self.request.error", "self.status", "self.response_headers",
+                           "self.set_close_on_finish()", "self.content_length", "self.write(")
+        and all(callable(getattr(Task, m)) for m in ("set_close_on_finish", "write")),
+        "ErrorTask.execute no longer renders request.error through status/response_headers/write",
+        purpose,
+    )
 
 
 class WaitressServer:
@@ -109,18 +177,30 @@ class WaitressServer:
     `run()` runs on the serving thread; every other method may be called from any thread.
     """
 
-    def __init__(self, app: Any, *, send_bytes: int = SEND_BYTES, **settings: Any) -> None:
-        """`settings` are waitress's documented ones (threads, connection_limit, ...)."""
+    def __init__(
+        self,
+        app: Any,
+        *,
+        policy: ConnectionPolicy | None = None,
+        send_bytes: int = SEND_BYTES,
+        **settings: Any,
+    ) -> None:
+        """`settings` are waitress's documented ones (threads, connection_limit, ...); one listen
+        address only. `policy`: time limits of a connection (see `replog.web.waitress_policy`)."""
+        settings.setdefault("asyncore_use_poll", True)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "send_bytes will be removed", DeprecationWarning)
             try:
-                self._server: Any = create_server(app, send_bytes=send_bytes, **settings)
+                adj = Adjustments(send_bytes=send_bytes, **settings)
             except ValueError as exc:
                 if "send_bytes" not in str(exc):
                     raise
                 raise WaitressChanged(
                     "the send_bytes setting is refused", "send small answers in one send from the I/O loop"
                 ) from exc
+        if len(adj.listen) != 1:
+            raise ValueError(f"listen on exactly one address; {settings.get('host')!r} gives {adj.listen}")
+        self._server: Any = ReplogServer(app, adj=adj, policy=policy or ConnectionPolicy())
         try:
             check_internals(self._server, send_bytes)
         except WaitressChanged:

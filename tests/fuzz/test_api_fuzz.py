@@ -4,11 +4,17 @@ The cluster runs in-process (master + 2 secondaries on 127.0.0.1, port 0), so ge
 really replicate; after every request the master's log must have grown by exactly the messages
 answered 201 or 504 (stored, w not met in time), and at the end it must be exactly those messages.
 One test owns the cluster and the record, so it passes alone or in any order.
+
+Besides well-formed shapes, bodies include what once gave 500s or was silently taken: nesting past
+the depth limit (in unknown keys too), duplicate keys, Unicode digits as w, integers too large to
+convert, messages over `max_message_bytes`; and raw bytes on a socket exercise the HTTP layer's
+own errors (bad request lines, headers, lengths), which must be JSON too.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +26,10 @@ from hypothesis import strategies as st
 from replog.client import poll_until
 from replog.config import MasterConfig, SecondaryConfig, ServerConfig
 from replog.core.health import HealthPolicy
+from replog.core.wire import MAX_JSON_DEPTH
 from replog.node import MasterNode, SecondaryNode
+
+MAX_MESSAGE = 64
 
 json_scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-5, 10), st.floats(allow_nan=True), st.text(max_size=20)
@@ -33,9 +42,31 @@ json_values = st.recursive(
     max_leaves=8,
 )
 known_keys = st.sampled_from(["message", "msg", "messages", "w", "write_concern", "timeout", "extra"])
+unicode_digits = st.characters(categories=["Nd", "No"]).filter(lambda c: not c.isascii())
 w_values = st.one_of(
-    st.integers(-2, 5), st.sampled_from(["majority", "all", "x", "2", " 1", ""]), st.floats(0, 4), json_values
+    st.integers(-2, 5),
+    st.sampled_from(["majority", "all", "x", "2", " 1", "", "9" * 5000]),
+    st.floats(0, 4),
+    json_values,
+    unicode_digits,
+    st.integers(min_value=10**300, max_value=10**400),
 )
+messages = st.one_of(
+    st.text(min_size=1, max_size=10), st.text(min_size=MAX_MESSAGE - 2, max_size=MAX_MESSAGE + 40)
+)
+
+
+def deeply_nested(depth: int, key: str) -> bytes:
+    """A valid append except for `key`, nested `depth` levels deep."""
+    return ('{"message": "deep", "' + key + '": ' + "[" * depth + "]" * depth + "}").encode()
+
+
+def duplicated(pairs: list[tuple[str, Any]]) -> bytes:
+    """A JSON object with its first key repeated (json.dumps cannot write one)."""
+    items = [*pairs, pairs[0]]
+    return ("{" + ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in items) + "}").encode()
+
+
 bodies = st.one_of(
     st.binary(max_size=64),
     json_values.map(lambda v: json.dumps(v).encode()),
@@ -43,9 +74,19 @@ bodies = st.one_of(
         known_keys, st.one_of(json_values, w_values, st.text(min_size=1, max_size=10)), max_size=4
     ).map(lambda d: json.dumps(d).encode()),
     st.fixed_dictionaries(
-        {"message": st.text(max_size=12)},
-        optional={"w": w_values, "timeout": st.one_of(st.floats(-1, 5), st.integers(-1, 3))},
+        {"message": messages},
+        optional={
+            "w": w_values,
+            "timeout": st.one_of(st.floats(-1, 5), st.integers(-1, 3), st.integers(10**300, 10**400)),
+        },
     ).map(lambda d: json.dumps(d).encode()),
+    st.fixed_dictionaries({"messages": st.lists(messages, min_size=1, max_size=3)}).map(
+        lambda d: json.dumps(d).encode()
+    ),
+    st.builds(
+        deeply_nested, st.integers(MAX_JSON_DEPTH - 2, 3000), st.sampled_from(["w", "extra", "message"])
+    ),
+    st.lists(st.tuples(known_keys, st.one_of(w_values, messages)), min_size=1, max_size=3).map(duplicated),
     st.just(b'{"message": "\\ud800"}'),
 )
 paths = st.sampled_from(
@@ -67,7 +108,7 @@ methods = st.sampled_from(["POST", "GET", "PUT", "DELETE", "PATCH"])
 
 @pytest.fixture
 def master() -> Iterator[MasterNode]:
-    fast = ServerConfig(port=0, threads=16)
+    fast = ServerConfig(port=0, threads=16, max_message_bytes=MAX_MESSAGE, request_timeout_s=2.0)
     secondaries = [SecondaryNode(SecondaryConfig(name=f"s{i}", server=fast)).start() for i in (1, 2)]
     node = MasterNode(
         MasterConfig(
@@ -120,9 +161,76 @@ def test_fuzzed_requests_never_5xx_errors_are_json_and_only_accepted_is_stored(m
             sent = json.loads(body)
             new = sent.get("messages") or [sent.get("message", sent.get("msg"))]
             assert all(isinstance(m, str) and m for m in new)
+            assert all(len(m.encode()) <= MAX_MESSAGE for m in new), "a message over the limit was stored"
         assert stored(master) == before + new, "the log grew by exactly what was accepted"
         accepted.extend(new)
 
     one_request()
     assert accepted, "the fuzzer must have produced some valid appends"
     assert stored(master) == accepted
+
+
+request_lines = st.one_of(
+    st.binary(max_size=40),
+    st.sampled_from([b"GET / HTTP/1.1", b"GARBAGE", b"GET /health HTTP/9.9", b"POST /messages HTTP/1.1"]),
+)
+header_lines = st.lists(
+    st.one_of(
+        st.sampled_from(
+            [
+                b"Content-Length: 5",
+                b"Content-Length: -1",
+                b"Content-Length: abc",
+                b"Content-Length: 99999999999",
+                b"Transfer-Encoding: chunked",
+                b"Transfer-Encoding: gzip",
+                b"Expect: 100-continue",
+                b"Bad Header",
+                b"X: " + b"a" * 300_000,
+            ]
+        ),
+        st.binary(max_size=30).filter(lambda b: b"\r" not in b and b"\n" not in b),
+    ),
+    max_size=4,
+)
+
+
+def answers(stream: bytes) -> Iterator[tuple[int, bytes, bytes]]:
+    """(status, head, body) of each answer on a connection; bodies have a Content-Length or are
+    chunked (an app's answer), then the rest is skipped."""
+    while stream.startswith(b"HTTP/"):
+        head, _, rest = stream.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        fields = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line)
+        if b"Content-Length" not in fields:
+            return
+        length = int(fields[b"Content-Length"])
+        yield status, head, rest[:length]
+        stream = rest[length:]
+
+
+def test_fuzzed_raw_http_is_answered_in_json_or_closed_and_the_node_lives(master: MasterNode) -> None:
+    """Raw request bytes on a socket: whatever the HTTP layer answers is a JSON error below 500 (or
+    the connection closes), and the master still answers /health after each."""
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(line=request_lines, headers=header_lines, body=st.binary(max_size=20))
+    def one_exchange(line: bytes, headers: list[bytes], body: bytes) -> None:
+        raw = b"\r\n".join([line, *headers]) + b"\r\n\r\n" + body
+        answer = b""
+        with socket.create_connection(("127.0.0.1", master.server.port), timeout=10) as sock:
+            try:
+                sock.sendall(raw)
+                sock.shutdown(socket.SHUT_WR)  # no more bytes: an incomplete request ends here
+                while chunk := sock.recv(65536):
+                    answer += chunk
+            except ConnectionResetError:
+                pass
+        for status, head, payload in answers(answer):
+            assert status < 500 or status in (501, 503), answer[:300]
+            if status >= 400:
+                assert b"Content-Type: application/json" in head, answer[:300]
+                assert isinstance(json.loads(payload)["error"], str)
+        assert requests.get(master.url + "/health", timeout=10).status_code == 200
+
+    one_exchange()

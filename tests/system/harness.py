@@ -4,21 +4,29 @@ Everything a cluster creates (network, containers, volumes) carries a unique nam
 `replog.test=<id>`, and `cleanup` removes it all. The host talks to the nodes only through ports
 published on 127.0.0.1 (random host ports, looked up again after every restart or reconnect,
 since Docker hands out new ones).
+
+Nodes listen on 0.0.0.0 in the image, so each cluster gets a random secret, in a file mounted
+read-only into every container as a Docker secret would be (REPLOG_CLUSTER_SECRET_FILE).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
+import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
 
 LABEL = "replog.test"
+SECRET_IN_CONTAINER = "/run/secrets/cluster_secret"
 
 # Fast failure detection and retries, so outages are noticed in about a second.
 FAST_MASTER_ENV = {
@@ -103,6 +111,10 @@ class Node:
     def get(self, path: str, timeout_s: float = 5) -> requests.Response:
         return requests.get(self.url + path, timeout=timeout_s)
 
+    def logs(self) -> str:
+        proc = docker("logs", self.container, check=False)
+        return proc.stdout + proc.stderr
+
     def health(self) -> dict[str, Any]:
         response = self.get("/health")
         response.raise_for_status()
@@ -186,32 +198,45 @@ class DockerCluster:
         self.network = f"{self.prefix}-net"
         self.nodes: dict[str, Node] = {}
         self.volumes: list[str] = []
+        self.secret = secrets.token_urlsafe(32)
+        # The file is world-readable so that the container's user (uid 10001) can read the bind
+        # mount; its directory is the host user's alone (mkdtemp: 0700).
+        self._secret_dir = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-"))
+        self.secret_file = self._secret_dir / "cluster-secret"
+        self.secret_file.write_text(self.secret + "\n")
+        self.secret_file.chmod(0o644)
         docker("network", "create", "--label", f"{LABEL}={self.test_id}", self.network)
 
     def container_name(self, name: str) -> str:
         return f"{self.prefix}-{name}"
 
-    def _run(self, name: str, role: str, env: dict[str, str], start: bool = True) -> Node:
+    def _run(
+        self, name: str, role: str, env: dict[str, str], start: bool = True, secret: bool = True
+    ) -> Node:
         container = self.container_name(name)
         volume = f"{container}-data"
         docker("volume", "create", "--label", f"{LABEL}={self.test_id}", volume)
         self.volumes.append(volume)
         node = Node(self, name, container, role)
         self.nodes[name] = node
+        if secret:
+            env = {"REPLOG_CLUSTER_SECRET_FILE": SECRET_IN_CONTAINER, **env}
         env_args = [
             arg for key, value in {"REPLOG_NAME": name, **env}.items() for arg in ("-e", f"{key}={value}")
         ]
+        mounts = ["--volume", f"{self.secret_file}:{SECRET_IN_CONTAINER}:ro"] if secret else []
         how = ("run", "--detach") if start else ("create",)
         docker(
             *how, "--name", container, "--label", f"{LABEL}={self.test_id}",
             "--network", self.network, "--publish", "127.0.0.1::8000",
-            "--volume", f"{volume}:/data", *env_args, self.image, role,
+            "--volume", f"{volume}:/data", *mounts, *env_args, self.image, role,
         )  # fmt: skip
         return node
 
-    def secondary(self, name: str, start: bool = True, **env: str) -> Node:
-        """A secondary container; with start=False only created (`Node.start` runs it later)."""
-        return self._run(name, "secondary", env, start)
+    def secondary(self, name: str, start: bool = True, secret: bool = True, **env: str) -> Node:
+        """A secondary container; with start=False only created (`Node.start` runs it later);
+        with secret=False it gets no cluster secret (so, unless REPLOG_INSECURE, it must refuse)."""
+        return self._run(name, "secondary", env, start, secret)
 
     def master(self, secondaries: list[str], **env: str) -> Node:
         urls = ",".join(f"http://{self.container_name(s)}:8000" for s in secondaries)
@@ -269,6 +294,7 @@ class DockerCluster:
         proc = docker("network", "rm", self.network, check=False)
         if proc.returncode != 0 and "not found" not in proc.stderr:
             errors.append(proc.stderr)
+        shutil.rmtree(self._secret_dir, ignore_errors=True)
         assert not errors, f"cleanup of {self.prefix} failed: {errors}"
 
 

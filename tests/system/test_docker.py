@@ -7,6 +7,7 @@ network, containers and volumes (see conftest.py); nothing here waits on a bare 
 
 from __future__ import annotations
 
+import json
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from .harness import DockerCluster, Node, poll
+from .harness import DockerCluster, Node, docker, poll
 
 # func_only: the per-test timeout does not cover the session's image build.
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600, func_only=True)]
@@ -171,3 +172,31 @@ def _secondary(master: Node, node: Node) -> dict[str, Any]:
     health = master.health()
     [entry] = [s for s in health["secondaries"] if s["url"] == node.internal_url]
     return dict(entry)
+
+
+def test_a_node_without_a_secret_refuses_to_start_and_one_with_it_guards_its_internal_endpoints(
+    cluster: DockerCluster,
+) -> None:
+    """The image listens on 0.0.0.0: without a cluster secret anyone who reaches a secondary could
+    write into its log, so it refuses to start unless REPLOG_INSECURE opts out."""
+    bare = cluster.secondary("bare", secret=False)
+    assert bare.wait_exited()["ExitCode"] == 2
+    assert "REPLOG_CLUSTER_SECRET_FILE" in bare.logs() and "--insecure" in bare.logs()
+
+    opted_out = cluster.secondary("optout", secret=False, REPLOG_INSECURE="1")
+    opted_out.wait_up()
+    assert "ANY MACHINE (--insecure)" in opted_out.logs()
+
+    guarded = cluster.secondary("guarded")
+    guarded.wait_up()
+    batch = {"log_id": "L", "first_seq": 1, "messages": ["x"]}
+    assert requests.post(guarded.url + "/replicate", json=batch, timeout=5).status_code == 403
+    headers = {"X-Replog-Secret": cluster.secret}
+    assert requests.post(guarded.url + "/replicate", json=batch, headers=headers, timeout=5).json() == {
+        "acked_seq": 1
+    }
+    assert cluster.secret not in json.dumps(docker_inspect(guarded)), "not in the container's env or args"
+
+
+def docker_inspect(node: Node) -> Any:
+    return json.loads(docker("inspect", node.container).stdout)

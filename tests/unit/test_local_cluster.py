@@ -3,6 +3,7 @@ and the secret are what run_cluster.py, the tests, the benchmark and the fault r
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
@@ -52,11 +53,24 @@ def test_a_nodes_own_argv_comes_last_so_it_overrides_the_common_one(tmp_path: Pa
     assert flag(cluster.secondaries["s2"].spec.argv(), "delay") == []
 
 
-def test_the_secret_goes_to_every_node_and_into_the_headers(tmp_path: Path) -> None:
+def test_the_secret_goes_to_every_node_in_a_private_file_and_into_the_headers(tmp_path: Path) -> None:
     cluster = LocalCluster(tmp_path, secret="s3cret")
-    assert all(flag(n.spec.argv(), "cluster-secret") == ["s3cret"] for n in cluster.nodes.values())
+    path = tmp_path / "cluster-secret"
+    assert cluster.secret_file == path and path.read_text() == "s3cret\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for node in cluster.nodes.values():
+        assert flag(node.spec.argv(), "cluster-secret-file") == [str(path)]
+        assert not any("s3cret" in arg for arg in node.spec.argv()), "the secret never shows in ps"
     assert cluster.secret_headers() == {SECRET_HEADER: "s3cret"}
-    assert LocalCluster(tmp_path).secret_headers() == {}
+    assert LocalCluster(tmp_path / "other").secret_headers() == {}
+
+
+def test_a_secret_file_is_made_private_even_if_it_existed(tmp_path: Path) -> None:
+    path = tmp_path / "cluster-secret"
+    path.write_text("old")
+    path.chmod(0o644)
+    LocalCluster(tmp_path, secret="new")
+    assert path.read_text() == "new\n" and stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 def test_proxied_links_point_the_master_at_the_proxies(tmp_path: Path) -> None:

@@ -112,3 +112,25 @@ def test_past_the_cap_a_writer_is_refused_at_once(wait_for: Any) -> None:
         response = cluster.post({"message": "room-again", "w": 3})
         assert response.status_code == 201
         assert response.json()["seq"] == last_seq + 1
+
+
+def test_w1_needs_no_waiting_writer_slot(wait_for: Any) -> None:
+    """With every waiting-writer slot held (120+ writers on a paused secondary, scaled down here),
+    a w=1 append waits only for the master's own store: it is accepted, not 503 overloaded; a w=2
+    append, which may wait on a secondary, is refused."""
+    with cluster_with(threads=12, reserved_threads=4) as cluster:
+        slots = cluster.config.server.max_waiting_writers
+        cluster.stop_secondary(1)
+        writers = Writers(cluster, slots)
+        wait_for(lambda: cluster.health()["waiting_writers"] == slots, timeout_s=10.0)
+        assert cluster.post({"message": "w2-refused", "w": 2}).json()["error"] == "overloaded"
+
+        for i in range(5):
+            response = cluster.post({"message": f"w1-{i}", "w": 1})
+            assert response.status_code == 201, response.text
+            assert response.json()["acks"] >= 1
+        assert writers.unanswered() == slots, "the slots were full all along"
+
+        cluster.restart_secondary(1)
+        assert [r.status_code for r in writers.join()] == [201] * slots
+        assert [m for m in cluster.messages() if m.startswith("w1-")] == [f"w1-{i}" for i in range(5)]

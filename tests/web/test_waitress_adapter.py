@@ -16,7 +16,9 @@ import requests
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
-from waitress.task import ThreadedTaskDispatcher
+from waitress.parser import HTTPRequestParser
+from waitress.server import BaseWSGIServer
+from waitress.task import ErrorTask, ThreadedTaskDispatcher
 from waitress.trigger import trigger
 
 from replog.config import ServerConfig
@@ -65,6 +67,10 @@ def defining(cls: type, name: str) -> type:
         (defining(trigger, "pull_trigger"), "pull_trigger"),
         (wasyncore, "close_all"),
         (HTTPChannel, "total_outbufs_len"),
+        (BaseWSGIServer, "maintenance"),
+        (HTTPChannel, "received"),
+        (HTTPChannel, "close_when_flushed"),
+        (HTTPRequestParser, "close"),
     ],
 )
 def test_a_removed_internal_fails_at_start_naming_it(
@@ -147,3 +153,45 @@ def test_stop_answers_the_request_in_flight_then_closes_everything() -> None:
     assert waitress_workers() == workers_before, "the worker threads ended"
     with pytest.raises(requests.ConnectionError):
         requests.get(url, timeout=TIMEOUT_S)
+
+
+def test_a_changed_error_task_fails_at_start_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ErrorTask, "execute", lambda self: None)
+    with pytest.raises(WaitressChanged, match=r"ErrorTask.execute no longer renders"):
+        WaitressServer(small_answer, host="127.0.0.1", port=0, threads=1)
+
+
+def test_the_loop_polls_and_never_calls_select(monkeypatch: pytest.MonkeyPatch) -> None:
+    """select() cannot watch a descriptor past 1023: the loop died there. poll() has no such limit."""
+
+    def no_select(*args: object) -> None:
+        raise AssertionError("select.select was called")
+
+    monkeypatch.setattr(wasyncore.select, "select", no_select)
+    with serving(small_answer) as server:
+        for _ in range(3):
+            assert requests.get(f"http://127.0.0.1:{server.port}/", timeout=TIMEOUT_S).content == ANSWER
+
+
+def test_a_loop_that_dies_is_reported_not_silent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HttpServer's loop raising (as select() did) sets `failed`, which the CLI turns into exit 1."""
+    http = HttpServer(small_answer, ServerConfig(port=0, threads=1))
+
+    def dead(timeout: float = 0.0, map: object = None) -> None:
+        raise ValueError("filedescriptor out of range in select()")
+
+    monkeypatch.setattr(wasyncore, "poll2", dead)
+    http.start()
+    try:
+        assert http.failed.wait(TIMEOUT_S)
+        assert isinstance(http.failure, ValueError)
+    finally:
+        monkeypatch.undo()
+        http.stop(timeout_s=0.5)
+
+
+def test_a_stopped_loop_is_not_a_failure() -> None:
+    http = HttpServer(small_answer, ServerConfig(port=0, threads=1))
+    http.start()
+    http.stop()
+    assert not http.failed.is_set() and http.failure is None
