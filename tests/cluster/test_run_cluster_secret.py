@@ -64,7 +64,11 @@ def test_the_cluster_gets_a_secret_in_a_private_file_that_the_nodes_require(tmp_
         assert requests.post(s1 + "/faults", json={"delay": 0}, timeout=5).status_code == 403
         allowed = requests.post(s1 + "/faults", json={"delay": 0}, headers={SECRET_HEADER: secret}, timeout=5)
         assert allowed.status_code == 200
-        answer = requests.post(f"http://127.0.0.1:{base}/messages", json={"message": "m", "w": 3}, timeout=30)
+        master = f"http://127.0.0.1:{base}"
+        # run_cluster prints the URLs once every node answers /health; quorum comes with the heartbeat.
+        poll_until(lambda: not requests.get(master + "/health", timeout=5).json()["read_only"], 30, 0.05,
+                   "master writable")
+        answer = requests.post(master + "/messages", json={"message": "m", "w": 3}, timeout=30)
         assert answer.status_code == 201, "the master holds the secret too: replication works"
         ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
         assert secret not in ps, "the secret shows in ps"
