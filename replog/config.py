@@ -55,6 +55,7 @@ class MasterConfig:
     health: HealthPolicy = field(default_factory=HealthPolicy)
     heartbeat_interval_s: float = 1.0
     cluster_secret: str | None = None
+    metrics: bool = True  # False: no /metrics and no metric hooks (to measure what they cost)
 
     @property
     def node_count(self) -> int:
@@ -82,3 +83,4 @@ class SecondaryConfig:
     storage: StorageConfig = field(default_factory=StorageConfig)
     faults: Faults = field(default_factory=Faults)
     cluster_secret: str | None = None
+    metrics: bool = True  # False: no /metrics and no metric hooks (to measure what they cost)
