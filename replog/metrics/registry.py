@@ -126,7 +126,9 @@ class NodeMetrics:
         # Cluster mode (#9) adds here: replog_master_changes_total (a Counter with a hook where the
         # node changes role); replog_epoch and replog_is_master come from the snapshot families.
         ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
+        # Label lookups cost more than the additions: hooks keep the children they use.
         self._append_children: dict[tuple[int, str], tuple[Any, Any]] = {}
+        self._batch_children: dict[str, tuple[Any, Any, Any, Any]] = {}
 
     # hooks -----------------------------------------------------------------------------------------
     def appended(self, w: int, outcome: str, seconds: float) -> None:
@@ -162,20 +164,28 @@ class NodeMetrics:
         first failure as an increase rather than as a series appearing."""
         if not self.enabled:
             return
-        for counter in (self._batches, self._retries, self._sent_bytes, self._acked_drops):
-            counter.labels(secondary)
+        self._acked_drops.labels(secondary)
         for outcome in ("ok", "failed"):
             self._probes.labels(secondary, outcome)
-        self._batch_seconds.labels(secondary)
+        self._batch_children[secondary] = (
+            self._batches.labels(secondary),
+            self._sent_bytes.labels(secondary),
+            self._batch_seconds.labels(secondary),
+            self._retries.labels(secondary),
+        )
 
     def batch_sent(self, secondary: str, *, ok: bool, seconds: float, size_bytes: int) -> None:
+        """A link's sender thread: one POST /replicate ended, answered (ok) or not."""
         if not self.enabled:
             return
-        self._batches.labels(secondary).inc()
-        self._sent_bytes.labels(secondary).inc(size_bytes)
-        self._batch_seconds.labels(secondary).observe(seconds)
+        if secondary not in self._batch_children:
+            self.add_secondary(secondary)
+        batches, sent_bytes, batch_seconds, retries = self._batch_children[secondary]
+        batches.inc()
+        sent_bytes.inc(size_bytes)
+        batch_seconds.observe(seconds)
         if not ok:
-            self._retries.labels(secondary).inc()
+            retries.inc()
 
     def probed(self, secondary: str, *, ok: bool) -> None:
         if self.enabled:
