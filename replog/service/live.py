@@ -137,15 +137,18 @@ class LiveView:
         series_s: int = 300,
         max_events: int = 100,
         clock: Callable[[], float] = time.time,
+        initial: Snapshot | None = None,
     ) -> None:
-        """`describe` gives the node's snapshot (its /health), `totals` its cumulative counters."""
+        """`describe` gives the node's snapshot (its /health), `totals` its cumulative counters;
+        `initial` is the state the node starts in (a master: read-only, every secondary Unhealthy),
+        so that what changed before the first sample still becomes events."""
         self._node, self._describe, self._totals = node, describe, totals
         self.period_s = min(1.0, max(0.1, period_s))
         self._clock = clock
         self._lock = threading.Lock()
         self._series: deque[dict[str, Any]] = deque(maxlen=series_s)
         self._events: deque[Event] = deque(maxlen=max_events)
-        self._last_snapshot: Snapshot | None = None
+        self._last_snapshot: Snapshot | None = initial
         self._last_totals: Totals | None = None
         self._last_point_at = 0.0
         self._ticker: Ticker | None = None

@@ -16,13 +16,14 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import bottle
 from prometheus_client.metrics_core import Metric
 
-from replog.config import MasterConfig, SecondaryConfig
+from replog.config import Faults, MasterConfig, SecondaryConfig
 from replog.core.errors import ReplogError
 from replog.metrics import NodeMetrics
 from replog.metrics.families import master_families, node_families, secondary_families, store_families
@@ -135,7 +136,13 @@ def watch_master(config: MasterConfig, metrics: NodeMetrics, store: Store, healt
         return Totals({"appends": latency.count, "refused": refused}, latency)
 
     metrics.watch(families)
-    return LiveView(config.name, health, totals, period_s=config.heartbeat_interval_s)
+    # The gate starts read-only with every secondary Unhealthy: the first Healthy is an event too.
+    initial = {
+        "role": "master",
+        "read_only": True,
+        "secondaries": [{"url": url, "status": "Unhealthy"} for url in config.secondaries],
+    }
+    return LiveView(config.name, health, totals, period_s=config.heartbeat_interval_s, initial=initial)
 
 
 def watch_secondary(
@@ -158,7 +165,8 @@ def watch_secondary(
         )  # fmt: skip
 
     metrics.watch(families)
-    return LiveView(config.name, health, totals, period_s=1.0)
+    initial = {"role": "secondary", "log_id": None, "faults": asdict(Faults())}  # faults at start: an event
+    return LiveView(config.name, health, totals, period_s=1.0, initial=initial)
 
 
 def batches_from(stats: ReceiveStats) -> dict[str, Any]:

@@ -101,3 +101,12 @@ def test_the_view_keeps_bounded_rings_and_survives_a_failing_snapshot() -> None:
     assert snapshot["events"][0]["text"] == "s1: Suspected -> Healthy", "newest first"
     view.add("warning", "restart", "s1 restarted", "s1")
     assert view.snapshot()["events"][0]["kind"] == "restart"
+
+
+def test_what_changed_before_the_first_sample_is_measured_from_the_initial_state() -> None:
+    initial = master(True, s1="Unhealthy")
+    view = LiveView(
+        "m", lambda: master(False, s1="Healthy"), lambda: None, initial=initial, clock=FakeClock()
+    )
+    view.sample()
+    assert [e["kind"] for e in view.snapshot()["events"]] == ["status", "quorum"]

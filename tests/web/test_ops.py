@@ -124,6 +124,10 @@ def test_the_live_data_has_a_timeline_events_and_the_latest_entries(cluster: Clu
     assert point["latency_ms"]["p99"] >= point["latency_ms"]["p50"] > 0
     assert answer["latest"][0]["message"] == "tick" and len(answer["latest"]) <= 5
     assert answer["events"][-1]["kind"] == "started"
+    texts = [e["text"] for e in answer["events"]]
+    for url in cluster.urls:  # the cluster was Healthy before the sampler's first look: still events
+        assert f"{url}: Unhealthy -> Healthy" in texts, texts
+    assert any(text.startswith("quorum regained") for text in texts), texts
 
     secondary = live(cluster.urls[0])
     assert secondary["role"] == "secondary" and secondary["master"]["address"] == "127.0.0.1"

@@ -99,11 +99,13 @@ function renderNodes(live) {
 }
 
 // --- charts ------------------------------------------------------------------------------------
-function niceMax(value) {
-  if (!(value > 0)) return 1;
-  const power = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 2, 2.5, 5, 10]) if (step * power >= value) return step * power;
-  return 10 * power;
+function niceMax(value, ticks) {
+  // The smallest "round" tick (1, 2, 2.5 or 5 times a power of ten) whose `ticks` steps reach value.
+  if (!(value > 0)) return ticks;
+  const tick = value / ticks;
+  const power = 10 ** Math.floor(Math.log10(tick));
+  for (const step of [1, 2, 2.5, 5, 10]) if (step * power >= tick) return step * power * ticks;
+  return 10 * power * ticks;
 }
 
 function drawChart(canvas, series, lines, now) {
@@ -120,7 +122,7 @@ function drawChart(canvas, series, lines, now) {
   const plotW = width - left - right, plotH = height - top - bottom;
   let peak = 0;
   for (const p of series) for (const line of lines) peak = Math.max(peak, line.value(p) ?? 0);
-  const yMax = niceMax(peak * 1.1);
+  const yMax = niceMax(peak * 1.1, 4);
   const x = (t) => left + plotW * (1 - (now - t) / WINDOW_S);
   const y = (v) => top + plotH * (1 - v / yMax);
   g.font = "11px system-ui, sans-serif";
