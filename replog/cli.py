@@ -73,6 +73,12 @@ def _fsync_policy(raw: str) -> FsyncPolicy:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _log_format(raw: str) -> str:
+    if raw not in logs.FORMATS:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(logs.FORMATS)}, got {raw!r}")
+    return raw
+
+
 def _urls(raw: str) -> tuple[str, ...]:
     return tuple(u.strip() for u in raw.split(",") if u.strip())  # kept as given: /health shows them
 
@@ -110,6 +116,8 @@ def build_parser(role: str) -> argparse.ArgumentParser:
     _flag(parser, "--max-message-bytes", int, 1024 * 1024, "largest appended message, UTF-8 bytes")
     _flag(parser, "--cpu", int, None, "pin this node's threads to one CPU (opt-in; faster on 2 cores)")
     _flag(parser, "--log-level", str, "INFO", "DEBUG | INFO | WARNING | ERROR")
+    _flag(parser, "--log-format", _log_format, "text", "text | json (one JSON object per line)")
+    _switch(parser, "--no-metrics", "turn off GET /metrics and its hooks (to measure what they cost)")
     if role == "master":
         _flag(parser, "--secondaries", _urls, (), "comma-separated secondary URLs, e.g. http://s1:8000")
         _flag(parser, "--heartbeat-interval", float, 1.0, "seconds between health probes")
@@ -213,6 +221,7 @@ def master_config(args: argparse.Namespace) -> MasterConfig:
         health=HealthPolicy(args.suspect_after, args.unhealthy_after),
         heartbeat_interval_s=args.heartbeat_interval,
         cluster_secret=cluster_secret(args),
+        metrics=not args.no_metrics,
     )
 
 
@@ -224,6 +233,7 @@ def secondary_config(args: argparse.Namespace) -> SecondaryConfig:
         storage=storage,
         faults=Faults(delay_s=args.delay, error_rate=args.error_rate),
         cluster_secret=cluster_secret(args),
+        metrics=not args.no_metrics,
     )
 
 
@@ -241,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"replog: bad configuration: {exc}", file=sys.stderr)
         return 2
-    logs.configure(args.log_level)
+    logs.configure(args.log_level, args.log_format, args.name)
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})  # before any thread starts, so all of them inherit it
     return run(config)

@@ -61,6 +61,7 @@ class MasterConfig:
     health: HealthPolicy = field(default_factory=HealthPolicy)
     heartbeat_interval_s: float = 1.0
     cluster_secret: str | None = None
+    metrics: bool = True  # False: no /metrics and no metric hooks (to measure what they cost)
 
     def __post_init__(self) -> None:
         """A secondary listed twice (however spelled) would count its one ack twice toward w."""
@@ -95,3 +96,4 @@ class SecondaryConfig:
     storage: StorageConfig = field(default_factory=StorageConfig)
     faults: Faults = field(default_factory=Faults)
     cluster_secret: str | None = None
+    metrics: bool = True  # False: no /metrics and no metric hooks (to measure what they cost)

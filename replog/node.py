@@ -5,6 +5,7 @@ The CLI, `run_cluster.py`, the benchmark and in-process tests all run nodes thro
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -23,18 +24,22 @@ from replog.actors.threads import Ticker, tell_quietly
 from replog.config import MasterConfig, SecondaryConfig, StorageConfig
 from replog.core.errors import Overloaded, ShuttingDown
 from replog.logs import node_logger
+from replog.metrics import NodeMetrics
+from replog.net.metered import metered
 from replog.net.transport import HttpPeer, Transport
-from replog.service.append import Appender
-from replog.storage.disk import DiskStore
+from replog.service.metered import MeteredAppender
+from replog.storage.disk import DEFAULT_SYNC, DiskStore
 from replog.storage.store import MemoryStore, Store
 from replog.web.master import master_app
-from replog.web.secondary import FaultSwitch, secondary_app
+from replog.web.ops import add_ops_routes, batches_from, watch_master, watch_secondary
+from replog.web.secondary import FaultSwitch, ReceiveStats, secondary_app
+from replog.web.secondary import describe as describe_secondary
 from replog.web.server import HttpServer
 
 TransportFactory = Callable[[str], Transport]
 
 
-def open_store(storage: StorageConfig, new_log_id: str | None) -> Store:
+def open_store(storage: StorageConfig, new_log_id: str | None, metrics: NodeMetrics | None = None) -> Store:
     """A disk store when a data directory is configured, else a memory store."""
     if storage.data_dir is None:
         return MemoryStore(new_log_id)
@@ -43,6 +48,7 @@ def open_store(storage: StorageConfig, new_log_id: str | None) -> Store:
         fsync=storage.fsync,
         fsync_interval_s=storage.fsync_interval_s,
         new_log_id=new_log_id,
+        sync_fd=DEFAULT_SYNC if metrics is None else metrics.timed_fsync(DEFAULT_SYNC),
     )
 
 
@@ -59,7 +65,9 @@ class MasterNode:
     ) -> None:
         self.config = config
         self._log = node_logger(__name__, config.name)
-        self.store = store if store is not None else open_store(config.storage, uuid.uuid4().hex)
+        self.metrics = NodeMetrics(config.name, "master", enabled=config.metrics)
+        new_log_id = uuid.uuid4().hex
+        self.store = store if store is not None else open_store(config.storage, new_log_id, self.metrics)
         self._rng = rng or random.Random()
         self._ticker: Ticker | None = None
         self.links: dict[str, pykka.ActorRef[Any]] = {}
@@ -84,7 +92,8 @@ class MasterNode:
         config = self.config
         self.view = QuorumView()
         self.gate = QuorumGate.start(config.name, config.secondaries, self.view)
-        make = transports or self._http_peer
+        self.live = watch_master(config, self.metrics, self.store, self.health)
+        make = metered(transports or self._http_peer, self.metrics, self._acked_seq_dropped)
         wakes: list[WakeSignal] = []
         for url in config.secondaries:
             wakes.append(WakeSignal())
@@ -118,8 +127,12 @@ class MasterNode:
                 config.heartbeat_interval_s,
                 lambda: tell_quietly(self.monitor, Tick()),
             )
-        self.appender = Appender(config, self.store, self.gate, self.view)
-        self.server = HttpServer(master_app(config, self.store, self.appender, self.health), config.server)
+        self.appender = MeteredAppender(config, self.store, self.gate, self.view, self.metrics)
+        app = master_app(config, self.store, self.appender, self.health)
+        add_ops_routes(
+            app, role="master", metrics=self.metrics, live=self.live, describe=self.health, store=self.store
+        )
+        self.server = HttpServer(app, config.server)
         self._log.info(
             "master ready port=%d secondaries=%s log_id=%s stored_seq=%d",
             self.server.port,
@@ -159,6 +172,13 @@ class MasterNode:
             self.fatal_reason = reason
         self._log.error("fatal error; stopping the node reason=%s", reason)
         threading.Thread(target=self._stop_after_fatal, name=f"fatal-stop-{self.config.name}").start()
+
+    def _acked_seq_dropped(self, url: str, before: int, now: int) -> None:
+        """A sender or prober thread: the secondary answered with a lower acked seq than before."""
+        self.metrics.acked_seq_dropped(url)
+        text = f"{url} restarted without its log: acked seq {before} -> {now}; resending from {now + 1}"
+        self._log.warning("secondary lost entries secondary=%s acked_before=%d acked=%d", url, before, now)
+        self.live.add("warning", "restart", text, url)
 
     def _stop_after_fatal(self) -> None:
         self._built.wait()
@@ -210,6 +230,7 @@ class MasterNode:
 
     def start(self) -> MasterNode:
         self.server.start()
+        self.live.start()
         return self
 
     def stop(self) -> None:
@@ -221,6 +242,7 @@ class MasterNode:
             return
         try:
             self._log.info("master stopping")
+            self.live.stop()
             if self._ticker is not None:
                 self._ticker.stop()
             self.server.stop(drain=self._stop_gate)
@@ -240,10 +262,18 @@ class SecondaryNode:
     ) -> None:
         self.config = config
         self._log = node_logger(__name__, config.name)
-        self.store = store if store is not None else open_store(config.storage, None)
+        self.metrics = NodeMetrics(config.name, "secondary", enabled=config.metrics)
+        self.store = store if store is not None else open_store(config.storage, None, self.metrics)
         self.faults = FaultSwitch(config.name, config.faults, rng or random.Random())
         self._stopping = threading.Event()
-        app = secondary_app(config, self.store, self.faults, self._stopping)
+        stats = ReceiveStats()
+        app = secondary_app(config, self.store, self.faults, self._stopping, stats)
+        health = functools.partial(describe_secondary, config, self.store, self.faults, stats)
+        self.live = watch_secondary(config, self.metrics, self.store, health, stats)
+        add_ops_routes(
+            app, role="secondary", metrics=self.metrics, live=self.live, describe=health, store=self.store,
+            extra=functools.partial(batches_from, stats),
+        )  # fmt: skip
         try:
             self.server = HttpServer(app, config.server)
         except BaseException:
@@ -262,10 +292,12 @@ class SecondaryNode:
 
     def start(self) -> SecondaryNode:
         self.server.start()
+        self.live.start()
         return self
 
     def stop(self) -> None:
         self._log.info("secondary stopping")
+        self.live.stop()
         self._stopping.set()
         self.server.stop()
         self.store.close()

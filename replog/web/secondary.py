@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -72,28 +73,51 @@ class FaultSwitch:
 
 
 class ReceiveStats:
-    """Entries received since this process started, and how many of them it already held."""
+    """Entries received since this process started, how many of them it already held, the non-empty
+    batches applied, and where and when the last batch came from (the master, as far as we know)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._received = self._duplicates = 0
+        self._received = self._duplicates = self.batches = 0
+        self.last_batch: tuple[str, float] | None = None  # (remote address, time.monotonic())
 
-    def count(self, received: int, duplicates: int) -> None:
+    def count(self, received: int, duplicates: int, source: str = "") -> None:
         with self._lock:
             self._received += received
             self._duplicates += duplicates
+            if received:
+                self.batches += 1
+                self.last_batch = (source, time.monotonic())
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return {"received_entries": self._received, "duplicate_entries": self._duplicates}
 
 
+def describe(
+    config: SecondaryConfig, store: Store, faults: FaultSwitch, stats: ReceiveStats
+) -> dict[str, Any]:
+    """The secondary's /health."""
+    return {
+        "role": "secondary",
+        "name": config.name,
+        "acked_seq": store.stored_seq,
+        "log_id": store.log_id,
+        "faults": asdict(faults.current),
+        **stats.snapshot(),
+    }
+
+
 def secondary_app(
-    config: SecondaryConfig, store: Store, faults: FaultSwitch, stopping: threading.Event
+    config: SecondaryConfig,
+    store: Store,
+    faults: FaultSwitch,
+    stopping: threading.Event,
+    stats: ReceiveStats | None = None,
 ) -> bottle.Bottle:
     app = JsonBottle()
     log = node_logger(__name__, config.name)
-    stats = ReceiveStats()
+    stats = stats if stats is not None else ReceiveStats()
 
     @app.post("/replicate")
     @json_errors
@@ -105,9 +129,10 @@ def secondary_app(
             stopping.wait(delay_s)  # injected delay; ends early only on shutdown
         before = store.stored_seq
         acked = store.apply(batch.log_id, batch.entries)
-        stats.count(len(batch.entries), sum(1 for e in batch.entries if e.seq <= before))
+        duplicates = sum(1 for e in batch.entries if e.seq <= before)
+        stats.count(len(batch.entries), duplicates, bottle.request.environ.get("REMOTE_ADDR", ""))
         if batch.entries:
-            log.info(
+            log.debug(  # per batch: DEBUG, so the default level costs nothing per request
                 "applied seqs=%d..%d acked=%d new=%d",
                 batch.entries[0].seq,
                 batch.entries[-1].seq,
@@ -122,14 +147,7 @@ def secondary_app(
     @app.get("/health")
     @json_errors
     def health() -> dict[str, Any]:
-        return {
-            "role": "secondary",
-            "name": config.name,
-            "acked_seq": store.stored_seq,
-            "log_id": store.log_id,
-            "faults": asdict(faults.current),
-            **stats.snapshot(),
-        }
+        return describe(config, store, faults, stats)
 
     @app.get("/faults")
     @json_errors

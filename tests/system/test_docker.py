@@ -200,3 +200,17 @@ def test_a_node_without_a_secret_refuses_to_start_and_one_with_it_guards_its_int
 
 def docker_inspect(node: Node) -> Any:
     return json.loads(docker("inspect", node.container).stdout)
+
+
+def test_the_image_serves_the_live_page_and_metrics(cluster: DockerCluster) -> None:
+    """The page's static files are package data: they must be in the image, not only in the tree."""
+    master, nodes = start_cluster(cluster, "s1")
+    master.write("seen", 2)
+    page = requests.get(master.url + "/", headers={"Accept": "text/html"}, timeout=5)
+    assert page.status_code == 200 and "static/app.js" in page.text
+    for name in ("app.js", "style.css"):
+        assert master.get(f"/static/{name}").status_code == 200, name
+    metrics = master.get("/metrics").text
+    assert 'replog_appends_total{outcome="ok",w="2"} 1.0' in metrics
+    assert "replog_fsync_duration_seconds_count" in metrics
+    assert "replog_replicate_batches_applied_total" in nodes["s1"].get("/metrics").text
