@@ -11,23 +11,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from replog.core.entry import Entry as Entry  # noqa: PLC0414 -- re-exported: it lived here first
 from replog.core.errors import BadRequest
 from replog.core.quorum import majority
 
 MAX_BULK_MESSAGES = 10_000
 MAX_TIMEOUT_S = 24 * 3600.0
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One log entry. `stored_at` is node-local wall-clock time, never sent between nodes."""
-
-    seq: int
-    message: str
-    stored_at: float = 0.0
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"seq": self.seq, "message": self.message}
 
 
 @dataclass(frozen=True, slots=True)
