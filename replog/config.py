@@ -30,9 +30,17 @@ class ServerConfig:
 
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
+    """The durable log. Memory is bounded in bytes, not entries (issue 11 B4): a disk store keeps
+    the newest entries in a cache of `cache_bytes` (each counted with its Python overhead, ~140
+    bytes plus the message), reads older ones from its file, and holds at most 64 MiB of entries
+    past a gap on a secondary. A store whose disk fails (full, or an fsync error) refuses writes
+    and checks every `retry_s` whether the disk works again."""
+
     data_dir: Path | None = None  # None: in memory, forgotten on restart
     fsync: FsyncPolicy = FsyncPolicy.ALWAYS
     fsync_interval_s: float = 0.005
+    cache_bytes: int = 64 * 1024 * 1024  # bytes of recent entries kept in memory (default 64 MiB)
+    retry_s: float = 1.0  # seconds between checks of a failed disk
 
 
 @dataclass(frozen=True, slots=True)
