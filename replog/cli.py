@@ -83,6 +83,8 @@ def build_parser(role: str) -> argparse.ArgumentParser:
         "always | interval | never: when entries reach the disk",
     )
     _flag(parser, "--fsync-interval", float, 0.005, "seconds between fsyncs with --fsync interval")
+    _flag(parser, "--cache-bytes", int, 64 * 1024 * 1024, "bytes of recent entries kept in memory")
+    _flag(parser, "--storage-retry", float, 1.0, "seconds between checks of a failed (e.g. full) disk")
     _flag(parser, "--cluster-secret", str, None, "shared token internal endpoints require")
     _flag(parser, "--threads", int, 128, "HTTP worker threads (each waiting writer holds one)")
     _flag(parser, "--max-body-bytes", int, 8 * 1024 * 1024, "largest accepted request body")
@@ -111,7 +113,11 @@ def _common(args: argparse.Namespace) -> tuple[ServerConfig, StorageConfig]:
         host=args.host, port=args.port, threads=args.threads, max_body_bytes=args.max_body_bytes
     )
     data_dir = None if args.in_memory else (args.data_dir or Path("replog-data") / args.name)
-    return server, StorageConfig(data_dir=data_dir, fsync=args.fsync, fsync_interval_s=args.fsync_interval)
+    storage = StorageConfig(
+        data_dir=data_dir, fsync=args.fsync, fsync_interval_s=args.fsync_interval,
+        cache_bytes=args.cache_bytes, retry_s=args.storage_retry,
+    )  # fmt: skip
+    return server, storage
 
 
 def master_config(args: argparse.Namespace) -> MasterConfig:

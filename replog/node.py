@@ -14,7 +14,7 @@ from typing import Any
 
 import pykka
 
-from replog.actors.gate import MasterStored, QuorumGate, QuorumView, Snapshot
+from replog.actors.gate import MasterStored, QuorumGate, QuorumView, Snapshot, StoreFailed
 from replog.actors.heartbeat import Describe as DescribeHealth
 from replog.actors.heartbeat import HeartbeatMonitor, Tick
 from replog.actors.link import Describe as DescribeLink
@@ -26,7 +26,7 @@ from replog.logs import node_logger
 from replog.net.transport import HttpPeer, Transport
 from replog.service.append import Appender
 from replog.storage.disk import DiskStore
-from replog.storage.store import MemoryStore, Store
+from replog.storage.store import MemoryStore, StorageStatus, Store
 from replog.web.master import master_app
 from replog.web.secondary import FaultSwitch, secondary_app
 from replog.web.server import HttpServer
@@ -43,6 +43,8 @@ def open_store(storage: StorageConfig, new_log_id: str | None) -> Store:
         fsync=storage.fsync,
         fsync_interval_s=storage.fsync_interval_s,
         new_log_id=new_log_id,
+        cache_bytes=storage.cache_bytes,
+        retry_s=storage.retry_s,
     )
 
 
@@ -101,6 +103,7 @@ class MasterNode:
             log_id=self.store.log_id,
         )
         self.store.set_listener(self._stored)
+        self.store.set_status_listener(self._storage_changed)
         if self.store.stored_seq:
             self._stored(self.store.stored_seq)
         if heartbeat:
@@ -146,6 +149,11 @@ class MasterNode:
         for wake in self._wakers:
             wake()
 
+    def _storage_changed(self, status: StorageStatus) -> None:
+        """Store status listener: a failure dropped entries not yet durable; fail their writers."""
+        if not status.ok:
+            tell_quietly(self.gate, StoreFailed(status.generation, status.durable_seq, status.reason or ""))
+
     @property
     def url(self) -> str:
         return f"http://{self.config.server.host}:{self.server.port}"
@@ -164,6 +172,7 @@ class MasterNode:
         except pykka.Timeout:
             raise Overloaded("the node's actors did not answer within 2 s", retry_after_s=1) from None
         stored = self.store.stored_seq
+        storage = self.store.status()
         secondaries = [
             {"url": url, **beats[url], **state, "lag": max(0, stored - state["acked_seq"])}
             for url, state in links.items()
@@ -172,9 +181,11 @@ class MasterNode:
             "role": "master",
             "name": self.config.name,
             "log_id": self.store.log_id,
-            "read_only": gate["read_only"],
+            "read_only": gate["read_only"] or not storage.ok,
+            "storage": {"ok": storage.ok, "reason": storage.reason},
             "quorum": gate["quorum"],
             "last_seq": stored,
+            "rolled_back_entries": self.store.rolled_back_entries,
             "waiting_writers": gate["waiting_writers"],
             "secondaries": secondaries,
         }

@@ -109,7 +109,10 @@ def openapi(node_count: int, max_body_bytes: int) -> dict[str, Any]:
                         },
                         "400": _error("bad JSON, message or w; nothing stored"),
                         "413": _error(f"body over {max_body_bytes} bytes; nothing stored"),
-                        "503": _error("read_only (no quorum) or overloaded; nothing stored; see Retry-After"),
+                        "503": _error(
+                            "read_only (no quorum), overloaded or storage_unavailable (the master's disk "
+                            "failed); nothing stored; see Retry-After"
+                        ),
                         "504": _error(
                             "write_concern_timeout: stored, still replicating; carries seq and acks"
                         ),

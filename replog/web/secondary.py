@@ -121,11 +121,14 @@ def secondary_app(
     @app.get("/health")
     @json_errors
     def health() -> dict[str, Any]:
+        storage = store.status()  # not ok: /replicate answers 503 and the master stops counting it
         return {
             "role": "secondary",
             "name": config.name,
             "acked_seq": store.stored_seq,
             "log_id": store.log_id,
+            "storage": {"ok": storage.ok, "reason": storage.reason},
+            "rolled_back_entries": store.rolled_back_entries,
             "faults": asdict(faults.current),
             **stats.snapshot(),
         }
