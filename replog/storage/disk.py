@@ -212,12 +212,13 @@ class DiskStore:
                 return []
             try:
                 entries = self._log.append(items, self._clock(), self._meta.meta.epoch)
-            except OSError as exc:
-                failed = f"writing {self._prefix.path} failed: {exc}"
+            except OSError as exc:  # a write under INTERVAL or NEVER (ALWAYS defers it)
+                error, status = self._fail_locked(f"writing {self._prefix.path} failed: {exc}")
             else:
                 self._commit.wrote(entries[-1].seq)
                 return entries
-        raise self._fail(failed)
+        self._tell_status(status)
+        raise error
 
     def apply(self, log_id: str, entries: Sequence[Entry]) -> int:
         """Secondary: adopt/check log_id, write what became contiguous, return the stored seq."""
@@ -226,17 +227,18 @@ class DiskStore:
             if check_log_id(self._meta.meta.log_id, log_id):
                 self._adopt(log_id)
             generation = self._generation
+            failed: tuple[StorageUnavailable, StorageStatus] | None = None
             try:
                 joined = self._log.insert(entries, self._clock())
-            except OSError as exc:
-                failed = f"writing {self._prefix.path} failed: {exc}"
+            except OSError as exc:  # a write under INTERVAL or NEVER (ALWAYS defers it)
+                failed = self._fail_locked(f"writing {self._prefix.path} failed: {exc}")
             else:
-                failed = ""
                 if joined:
                     self._commit.wrote(self._log.contiguous_seq)
-                target = self._log.contiguous_seq
-        if failed:
-            raise self._fail(failed)
+            target = self._log.contiguous_seq
+        if failed is not None:
+            self._tell_status(failed[1])
+            raise failed[0]
         return self._commit.wait_stored(target, lambda: self._generation != generation, self._prefix.path)
 
     def truncate_after(self, seq: int, reason: str) -> int:
@@ -256,19 +258,19 @@ class DiskStore:
             self._save_rollback(seq, top, reason)
             self._commit.cut_to(seq)
             self._log.truncate_after(seq)  # memory first, once the reads in progress are done
+            status = None
             try:
                 os.ftruncate(self._prefix.fd, self._prefix.end)
                 self._sync_fd(self._prefix.fd)
-            except OSError as exc:
-                failed = f"cutting {self._prefix.path} to {self._prefix.end} bytes failed: {exc}"
-            else:
-                failed = ""
+            except OSError as exc:  # the entries are gone from the log either way
+                message = f"cutting {self._prefix.path} to {self._prefix.end} bytes failed: {exc}"
+                _, status = self._fail_locked(message, verify=True)
         log.warning(
             "rolled back seqs=%d..%d count=%d reason=%s file=%s",
             seq + 1, top, top - seq, reason, self._rollback.path,
         )  # fmt: skip
-        if failed:
-            self._fail(failed, verify=True)  # the entries are gone from the log either way
+        if status is not None:
+            self._tell_status(status)
         return top - seq
 
     def _save_rollback(self, seq: int, top: int, reason: str) -> None:
@@ -316,30 +318,33 @@ class DiskStore:
         self._failure.check()
 
     # --- failure and recovery ----------------------------------------------------------------------
-    def _fail(self, reason: str, *, verify: bool = False) -> StorageUnavailable:
-        """Fail the store: refuse writes, drop what is not durable, cut the file back to the durable
-        end, start a new generation, tell the status listener. Returns the error for the caller."""
+    def _fail(self, reason: str, *, verify: bool = False) -> None:
+        """The flusher's write or fsync failed: `_fail_locked`, then tell the status listener."""
         with self._lock:
-            error = self._failure.record(reason, verify=verify)
-            durable = self._commit.stored
-            top = self._log.contiguous_seq
-            if top > durable:
-                self._log.truncate_after(durable)
-                log.warning(
-                    "dropped entries never durable dir=%s seqs=%d..%d (their seqs will be reused)",
-                    self.data_dir, durable + 1, top,
-                )  # fmt: skip
-            self._generation += 1
-            self._commit.cut_to(durable)  # wakes appliers waiting on what was dropped
-            try:
-                os.ftruncate(self._prefix.fd, self._prefix.end)
-            except OSError as exc:  # the flusher cuts again before it clears the failure
-                log.warning(
-                    "cutting %s back to %d bytes failed: %s", self._prefix.path, self._prefix.end, exc
-                )
-            status = self.status()
+            _, status = self._fail_locked(reason, verify=verify)
         self._tell_status(status)
-        return error
+
+    def _fail_locked(self, reason: str, *, verify: bool = False) -> tuple[StorageUnavailable, StorageStatus]:
+        """Under the store lock (so nothing is written meanwhile): fail the store, refusing writes;
+        drop what is not durable; cut the file back to the durable end; start a new generation.
+        Returns the error for the caller and the status for the listener, to tell outside the lock."""
+        error = self._failure.record(reason, verify=verify)
+        durable = self._commit.stored
+        top = self._log.contiguous_seq
+        if top > durable:
+            self._log.truncate_after(durable)
+            log.warning(
+                "dropped entries never durable dir=%s seqs=%d..%d (their seqs will be reused)",
+                self.data_dir, durable + 1, top,
+            )  # fmt: skip
+        self._generation += 1
+        self._commit.cut_to(durable)  # wakes appliers waiting on what was dropped
+        try:
+            os.ftruncate(self._prefix.fd, self._prefix.end)
+        except OSError as exc:  # the flusher cuts again before it clears the failure
+            log.warning("cutting %s back to %d bytes failed: %s", self._prefix.path, self._prefix.end, exc)
+        status = self.status()
+        return error, status
 
     def _tell_status(self, status: StorageStatus) -> None:
         listener = self._status_listener
