@@ -4,9 +4,10 @@
 
 `--base` is another checkout of replog (e.g. `git archive 649a1a3 | tar -x -C /tmp/replog-base`).
 Each measurement runs in a fresh subprocess with PYTHONPATH set to one tree, interleaved base, this
-tree, base, ... and the best of `--rounds` is reported, since this machine is shared and its speed
-drifts. The data directories are written once: one by the base tree's own DiskStore (its record
-format, v1 before epochs) and one by this tree's (v2). Not a test: it prints numbers for the report.
+tree, base, ... and the best of `--rounds` is reported, in CPU seconds of the process (not wall
+time), since this machine is shared and other processes' load would otherwise swamp the
+difference. The data directories are written once: one by the base tree's own DiskStore (its
+record format, v1 before epochs) and one by this tree's (v2). Not a test: it prints numbers.
 
     python bench/records_ab.py --measure DATA_DIR    # (internal) one timing, JSON on stdout
     python bench/records_ab.py --make DATA_DIR N     # (internal) write N entries with this tree
@@ -41,17 +42,17 @@ def measure(data_dir: Path) -> dict[str, float]:
     """Time records.recover over the whole file, decode_run over all of it, and DiskStore.open."""
     path = data_dir / "entries.dat"
     data = path.read_bytes()  # in memory: times the scan, not the disk
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     found = records.recover(lambda offset, n: data[offset : offset + n], len(data), path)
-    recover_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    recover_s = time.process_time() - t0
+    t0 = time.process_time()
     entries = records.decode_run(data, 1, 0, path)
-    decode_s = time.perf_counter() - t0
+    decode_s = time.process_time() - t0
     assert len(entries) == len(found.offsets)
     del entries
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     store = DiskStore.open(data_dir)
-    open_s = time.perf_counter() - t0
+    open_s = time.process_time() - t0
     store.close()
     count = len(found.offsets)
     return {"recover_s": recover_s, "decode_run_s": decode_s, "store_open_s": open_s, "count": count}
@@ -98,7 +99,7 @@ def main() -> None:
         sizes = {name: (d / "entries.dat").stat().st_size for name, d in (("v1", v1_dir), ("v2", v2_dir))}
     print(f"{args.count:,} entries of {len(MESSAGE)} bytes; file v1 {sizes['v1']:,} B, v2 {sizes['v2']:,} B; "
           f"best of {args.rounds}, interleaved")  # fmt: skip
-    print(f"{'case':<26} {'recover s':>10} {'decode_run s':>13} {'DiskStore.open s':>17}")
+    print(f"CPU s: {'case':<19} {'recover':>10} {'decode_run':>13} {'DiskStore.open':>17}")
     for name, got in best.items():
         times = f"{got['recover_s']:>10.3f} {got['decode_run_s']:>13.3f} {got['store_open_s']:>17.3f}"
         print(f"{name:<26} {times}")

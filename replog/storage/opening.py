@@ -21,6 +21,8 @@ from replog.storage.prefix import DiskPrefix, pread_all
 
 log = logging.getLogger(__name__)
 
+RECOVERY_CACHE_BYTES = 8 << 20
+
 
 @dataclass(frozen=True)
 class Opened:
@@ -52,9 +54,10 @@ def open_log(data_dir: Path, cache_bytes: int, sync_fd: Callable[[int], None], d
             raise CorruptLog(
                 f"{META_FILE} names no log but {LOG_FILE} holds {count} entries", path=meta_path, offset=0
             )
-        # The newest records, about cache_bytes / 2 of them on disk: an entry costs about twice its
-        # record in memory (see `entry_bytes`); the prefix trims the rest to the exact bound.
-        first = bisect_left(found.offsets, found.end - cache_bytes // 2)
+        # The newest records, at most RECOVERY_CACHE_BYTES of them on disk (an entry costs about
+        # twice its record in memory, see `entry_bytes`): decoding the whole 64 MiB cache would
+        # add ~0.5 s to the start of a 1M-entry log, and new entries fill the cache anyway.
+        first = bisect_left(found.offsets, found.end - min(cache_bytes // 2, RECOVERY_CACHE_BYTES))
         start = found.offsets[first] if first < count else found.end
         tail = records.decode_run(pread_all(fd, found.end - start, start), first + 1, start, path)
         prefix = DiskPrefix(
