@@ -80,11 +80,6 @@ def check_log_id(held: str | None, incoming: str) -> bool:
     return False
 
 
-def as_new_entry(item: str | NewEntry) -> NewEntry:
-    """A plain string is a message without a key."""
-    return NewEntry(item) if isinstance(item, str) else item
-
-
 class OrderedLog:
     """Total order and exactly-once application over a `Prefix`, with its epoch boundaries.
 
@@ -142,13 +137,16 @@ class OrderedLog:
         if epoch < max(1, self._epochs.last_epoch):
             raise ValueError(f"cannot append in epoch {epoch}: the log is at epoch {self._epochs.last_epoch}")
         first = self.contiguous_seq + 1
-        entries = []
-        for i, item in enumerate(items):
-            new = as_new_entry(item)
-            entries.append(Entry(first + i, new.message, now, epoch, new.kind, new.key))
+        entries = [
+            Entry(first + i, item, now, epoch)
+            if isinstance(item, str)  # the common case, kept cheap: this is every append's path
+            else Entry(first + i, item.message, now, epoch, item.kind, item.key)
+            for i, item in enumerate(items)
+        ]
         if entries:
             self._prefix.extend(entries)
-            self._epochs.note(first, epoch)
+            if epoch != self._epochs.last_epoch:
+                self._epochs.note(first, epoch)
         return entries
 
     def insert(self, entries: Iterable[Entry], now: float) -> list[Entry]:

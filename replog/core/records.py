@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from replog.core.entry import KINDS, Entry
+from replog.core.entry import KINDS, Entry, Kind
 from replog.core.epochs import EpochIndex
 from replog.core.errors import ReplogError
 
+MESSAGE = Kind.MESSAGE
 MAGIC = b"\xa5RLh"  # v2
 MAGIC_V1 = b"\xa5RLg"
 HEADER = struct.Struct("<4sII")  # magic, crc32, payload length
@@ -73,22 +74,7 @@ class DamagedRecordError(Exception):
 
 def encode(entry: Entry) -> bytes:
     """One v2 record. ValueError (before anything is written) for a message or key too large."""
-    body = entry.message.encode("utf-8")
-    key = b"" if entry.key is None else entry.key.encode("utf-8")
-    if len(key) > MAX_KEY:
-        raise ValueError(f"key of {len(key)} bytes is too large for one record")
-    if len(body) + len(key) > MAX_PAYLOAD - MIN_PAYLOAD:
-        raise ValueError(f"message of {len(body)} bytes is too large for one record")
-    checked = LENGTH_AND_HEAD.pack(
-        MIN_PAYLOAD + len(key) + len(body),
-        entry.seq,
-        entry.epoch,
-        entry.stored_at,
-        entry.kind.value,
-        len(key),
-    )
-    checked += key + body
-    return MAGIC + zlib.crc32(checked).to_bytes(4, "little") + checked
+    return encode_batch((entry,))[0]
 
 
 def encode_v1(entry: Entry) -> bytes:
@@ -100,14 +86,42 @@ def encode_v1(entry: Entry) -> bytes:
 
 
 def encode_batch(entries: Sequence[Entry]) -> tuple[bytes, list[int]]:
-    """One buffer for one write, and each record's start offset within it."""
-    parts = [encode(e) for e in entries]
+    """One buffer of v2 records for one write, and each record's start offset within it.
+
+    ValueError, before anything is written, for a message or key too large. A plain message (no
+    key, kind MESSAGE: every client append) is encoded inline: this runs once per entry stored."""
+    parts: list[bytes] = []
     starts: list[int] = []
     at = 0
-    for part in parts:
+    pack, crc32, most = LENGTH_AND_HEAD.pack, zlib.crc32, MAX_PAYLOAD - MIN_PAYLOAD
+    for entry in entries:
+        if entry.key is None and entry.kind is MESSAGE:
+            body = entry.message.encode("utf-8")
+            if len(body) > most:
+                raise ValueError(f"message of {len(body)} bytes is too large for one record")
+            checked = pack(MIN_PAYLOAD + len(body), entry.seq, entry.epoch, entry.stored_at, 0, 0) + body
+            part = MAGIC + crc32(checked).to_bytes(4, "little") + checked
+        else:
+            part = _encode_any(entry)
         starts.append(at)
         at += len(part)
+        parts.append(part)
     return b"".join(parts), starts
+
+
+def _encode_any(entry: Entry) -> bytes:
+    body = entry.message.encode("utf-8")
+    key = b"" if entry.key is None else entry.key.encode("utf-8")
+    if len(key) > MAX_KEY:
+        raise ValueError(f"key of {len(key)} bytes is too large for one record")
+    if len(body) + len(key) > MAX_PAYLOAD - MIN_PAYLOAD:
+        raise ValueError(f"message of {len(body)} bytes is too large for one record")
+    length = MIN_PAYLOAD + len(key) + len(body)
+    checked = LENGTH_AND_HEAD.pack(
+        length, entry.seq, entry.epoch, entry.stored_at, entry.kind.value, len(key)
+    )
+    checked += key + body
+    return MAGIC + zlib.crc32(checked).to_bytes(4, "little") + checked
 
 
 def check_at(buf: bytes | memoryview, pos: int) -> tuple[int, int, int]:

@@ -202,7 +202,8 @@ class DiskStore:
         """Master: write the entries in this node's epoch and return them; the flusher reports them
         stored."""
         with self._lock:
-            self._check_writable()
+            if self._closed or self._failure.reason is not None:
+                self._check_writable()
             if generation is not None and generation != self._generation:
                 raise StorageUnavailable(
                     "the log store failed and recovered since this append began; nothing was stored",

@@ -1,7 +1,7 @@
 """The on-disk `Prefix`: entries 1..k in one append-only record file, read back with `pread`.
 
 Memory stays bounded: an 8-byte offset per entry (`array('Q')`) and a cache of the newest
-entries, bounded in bytes (`cache_bytes`, counted with `entry_bytes`), which replication and
+entries, bounded in bytes (`cache_bytes`, counted with `entries_bytes`), which replication and
 catch-up mostly read; older ranges are read from the file.
 
 With `defer_writes` (fsync always), `extend` only buffers the records and the store's flusher
@@ -24,9 +24,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from replog.core import records
-from replog.core.entry import Entry, entry_bytes
+from replog.core.entry import Entry, entries_bytes
 from replog.core.errors import ShuttingDown
 from replog.core.log import cap_bytes
+
+TRIM_CHUNK = 256  # entries measured at a time when trimming the cache: it may drop up to this many more
 
 
 class DiskPrefix:
@@ -48,7 +50,7 @@ class DiskPrefix:
         self._end = end
         self._tail = tail
         self._tail_first = len(offsets) - len(tail) + 1
-        self._tail_bytes = sum(map(entry_bytes, tail))
+        self._tail_bytes = entries_bytes(tail)
         self._cache_bytes = cache_bytes
         self._mem = threading.Condition()
         self._readers = 0
@@ -68,7 +70,7 @@ class DiskPrefix:
 
     @property
     def cached_bytes(self) -> int:
-        """Memory held by the cache of recent entries (`entry_bytes` each)."""
+        """Memory held by the cache of recent entries (`entries_bytes`)."""
         return self._tail_bytes
 
     def end_of(self, seq: int) -> int:
@@ -98,20 +100,21 @@ class DiskPrefix:
             self._offsets.extend(self._end + start for start in starts)
             self._end += len(blob)
             self._tail.extend(entries)
-            self._tail_bytes += sum(map(entry_bytes, entries))
+            self._tail_bytes += entries_bytes(entries)
             self._trim_cache()
 
     def _trim_cache(self) -> None:
-        """Under `_mem`: past the bound, drop the oldest cached entries down to 3/4 of it (amortised
-        O(1) per entry), never one that is not in the file yet."""
+        """Under `_mem`: past the bound, drop the oldest cached entries down to about 3/4 of it, in
+        chunks measured in C (amortised O(1) per entry), never one that is not in the file yet."""
         if self._tail_bytes <= self._cache_bytes:
             return
-        target = self._cache_bytes * 3 // 4
+        excess = self._tail_bytes - self._cache_bytes * 3 // 4
         evictable = self._written - self._tail_first + 1
         count = freed = 0
-        while count < evictable and self._tail_bytes - freed > target:
-            freed += entry_bytes(self._tail[count])
-            count += 1
+        while count < evictable and freed < excess:
+            chunk = self._tail[count : min(count + TRIM_CHUNK, evictable)]
+            freed += entries_bytes(chunk)
+            count += len(chunk)
         if count:
             del self._tail[:count]
             self._tail_first += count
@@ -150,7 +153,7 @@ class DiskPrefix:
             del self._offsets[seq:]
             self._end = new_end
             keep = max(0, seq - self._tail_first + 1)
-            self._tail_bytes -= sum(map(entry_bytes, self._tail[keep:]))
+            self._tail_bytes -= entries_bytes(self._tail[keep:])
             del self._tail[keep:]
             if not self._tail:
                 self._tail_first = seq + 1
