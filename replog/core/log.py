@@ -171,16 +171,19 @@ class OrderedLog:
             joined.append(held)
             next_seq += 1
         last = self._epochs.last_epoch
+        changes: list[tuple[int, int]] = []  # (seq, epoch) where the epoch changes: the index's news
         for entry in joined:
-            if entry.epoch < last:
-                raise LogConflict(
-                    f"seq {entry.seq} has epoch {entry.epoch}, below the epoch {last} held before it",
-                    seq=entry.seq,
-                )
-            last = entry.epoch
+            if entry.epoch != last:
+                if entry.epoch < last:
+                    raise LogConflict(
+                        f"seq {entry.seq} has epoch {entry.epoch}, below the epoch {last} held before it",
+                        seq=entry.seq,
+                    )
+                changes.append((entry.seq, entry.epoch))
+                last = entry.epoch
         if joined:
             self._prefix.extend(joined)  # first: a failed write changes nothing else
-            self._epochs.note_all((e.seq, e.epoch) for e in joined)
+            self._epochs.note_all(changes)
         for entry in joined:
             if self._pending.pop(entry.seq, None) is not None:
                 self._pending_bytes -= entry_bytes(entry)
