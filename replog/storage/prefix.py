@@ -24,11 +24,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from replog.core import records
-from replog.core.entry import Entry, entries_bytes
+from replog.core.entry import Entry, entries_bytes, entry_bytes
 from replog.core.errors import ShuttingDown
 from replog.core.log import cap_bytes
 
-TRIM_CHUNK = 256  # entries measured at a time when trimming the cache: it may drop up to this many more
+TRIM_CHUNK = 256  # entries measured at a time (in C) when trimming the cache
 
 
 class DiskPrefix:
@@ -113,8 +113,15 @@ class DiskPrefix:
         count = freed = 0
         while count < evictable and freed < excess:
             chunk = self._tail[count : min(count + TRIM_CHUNK, evictable)]
-            freed += entries_bytes(chunk)
-            count += len(chunk)
+            size = entries_bytes(chunk)
+            if freed + size <= excess:
+                freed, count = freed + size, count + len(chunk)
+                continue
+            for entry in chunk:  # the last chunk, entry by entry: keep the cache at about 3/4
+                freed, count = freed + entry_bytes(entry), count + 1
+                if freed >= excess:
+                    break
+            break
         if count:
             del self._tail[:count]
             self._tail_first += count
