@@ -307,3 +307,30 @@ def test_find_valid_record_finds_either_format() -> None:
     noise = records.MAGIC_V1 + b"\xff" * 20
     data = noise + records.encode_v1(Entry(5, "x"))
     assert records.find_valid_record(reader(data), len(data), 0) == len(noise)
+
+
+@settings(max_examples=50)
+@given(messages=st.lists(texts, min_size=1, max_size=12), data=st.data())
+def test_recovery_walk_and_decoding_stop_at_the_same_record(messages: list[str], data: st.DataObject) -> None:
+    """Recovery has its own v2 loop (offsets only); it must take exactly the records decoding takes."""
+    epochs = sorted(data.draw(st.lists(st.integers(1, 4), min_size=len(messages), max_size=len(messages))))
+    entries = [Entry(i + 1, m, 0.0, e) for i, (m, e) in enumerate(zip(messages, epochs, strict=True))]
+    blob = bytearray(records.encode_batch(entries)[0])
+    if data.draw(st.booleans()):
+        blob[data.draw(st.integers(0, len(blob) - 1))] ^= data.draw(st.integers(1, 255))
+    view = memoryview(bytes(blob))
+    walked: array[int] = array("Q")
+    decoded_at: array[int] = array("Q")
+    decoded: list[Entry] = []
+    assert records.scan(view, 0, 1, walked, None) == records.scan(view, 0, 1, decoded_at, decoded)
+    assert walked == decoded_at and len(decoded) == len(walked)
+
+
+def test_a_kind_no_version_writes_is_refused_when_the_record_is_read() -> None:
+    raw = bytearray(records.encode(Entry(1, "a")))
+    raw[records.HEADER_SIZE + 24] = 9  # the kind byte; the CRC made valid again below
+    checked = bytes(raw[8:])
+    data = bytes(raw[:4]) + zlib.crc32(checked).to_bytes(4, "little") + checked
+    assert len(recover(data).offsets) == 1, "recovery walks offsets and epochs only"
+    with pytest.raises(CorruptLog, match="unknown entry kind 9"):
+        records.decode_run(data, 1, 0, "f")
