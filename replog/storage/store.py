@@ -130,7 +130,8 @@ class MemoryStore:
         self._log_id = log_id  # adopted in `apply` only, under the lock
         self._clock = clock
         self._listener: StoredListener | None = None
-        self._epoch, self._vote = 1, None  # type: tuple[int, Vote | None]
+        self._epoch = 1
+        self._vote: Vote | None = None
         self.rolled_back: list[tuple[Entry, float, str]] = []
 
     @property
