@@ -77,6 +77,7 @@ def million(data_dir: Path, count: int, batch: int) -> None:
     rss, peak = rss_mb()
     size_mb = (data_dir / "entries.dat").stat().st_size / 1e6
     print(f"RSS {rss:.0f} MB (peak {peak:.0f} MB; {base_rss:.0f} MB before opening); file {size_mb:.0f} MB")
+    print(f"cache of recent entries: {store.cached_bytes / 1e6:.0f} MB (bound: cache_bytes, default 64 MiB)")
     for label, first in (("cached tail", count - 1_500), ("on disk (page cache)", count - 200_000)):
         t0 = time.perf_counter()
         page = store.read(first, 1_000)
@@ -87,7 +88,10 @@ def million(data_dir: Path, count: int, batch: int) -> None:
     t0 = time.perf_counter()
     store = DiskStore.open(data_dir)
     took_s = time.perf_counter() - t0
-    print(f"reopen with recovery scan of {count:,} records: {took_s:.2f} s; RSS {rss_mb()[0]:.0f} MB")
+    print(
+        f"reopen with recovery scan of {count:,} records: {took_s:.2f} s; RSS {rss_mb()[0]:.0f} MB; "
+        f"cache {store.cached_bytes / 1e6:.0f} MB"
+    )
     with open(data_dir / "entries.dat", "rb") as f:
         os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)  # evict only this file's pages
     t0 = time.perf_counter()

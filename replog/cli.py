@@ -99,6 +99,8 @@ def build_parser(role: str) -> argparse.ArgumentParser:
         "always | interval | never: when entries reach the disk",
     )
     _flag(parser, "--fsync-interval", float, 0.005, "seconds between fsyncs with --fsync interval")
+    _flag(parser, "--cache-bytes", int, 16 * 1024 * 1024, "bytes of recent entries kept in memory")
+    _flag(parser, "--storage-retry", float, 1.0, "seconds between checks of a failed (e.g. full) disk")
     _flag(parser, "--cluster-secret", str, None, "shared token internal endpoints require (shows in ps)")
     _flag(
         parser,
@@ -161,7 +163,11 @@ def _common(args: argparse.Namespace) -> tuple[ServerConfig, StorageConfig]:
         idle_timeout_s=args.idle_timeout,
     )
     data_dir = None if args.in_memory else (args.data_dir or Path("replog-data") / args.name)
-    return server, StorageConfig(data_dir=data_dir, fsync=args.fsync, fsync_interval_s=args.fsync_interval)
+    storage = StorageConfig(
+        data_dir=data_dir, fsync=args.fsync, fsync_interval_s=args.fsync_interval,
+        cache_bytes=args.cache_bytes, retry_s=args.storage_retry,
+    )  # fmt: skip
+    return server, storage
 
 
 def is_loopback(host: str) -> bool:

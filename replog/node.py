@@ -15,7 +15,7 @@ from typing import Any
 
 import pykka
 
-from replog.actors.gate import QuorumGate, QuorumView, Snapshot
+from replog.actors.gate import QuorumGate, QuorumView, Snapshot, StoreFailed
 from replog.actors.heartbeat import Describe as DescribeHealth
 from replog.actors.heartbeat import HeartbeatMonitor, Tick
 from replog.actors.link import Describe as DescribeLink
@@ -29,7 +29,7 @@ from replog.net.metered import metered
 from replog.net.transport import HttpPeer, Transport
 from replog.service.metered import MeteredAppender
 from replog.storage.disk import DEFAULT_SYNC, DiskStore
-from replog.storage.store import MemoryStore, Store
+from replog.storage.store import MemoryStore, StorageStatus, Store
 from replog.web.master import master_app
 from replog.web.ops import add_ops_routes, batches_from, watch_master, watch_secondary
 from replog.web.secondary import FaultSwitch, ReceiveStats, secondary_app
@@ -49,6 +49,8 @@ def open_store(storage: StorageConfig, new_log_id: str | None, metrics: NodeMetr
         fsync_interval_s=storage.fsync_interval_s,
         new_log_id=new_log_id,
         sync_fd=DEFAULT_SYNC if metrics is None else metrics.timed_fsync(DEFAULT_SYNC),
+        cache_bytes=storage.cache_bytes,
+        retry_s=storage.retry_s,
     )
 
 
@@ -119,6 +121,7 @@ class MasterNode:
         )
         fanout = StoredSeqFanout(self.gate, wakes)  # the store's listener, on its flusher thread
         self.store.set_listener(fanout)
+        self.store.set_status_listener(self._storage_changed)
         if self.store.stored_seq:
             fanout(self.store.stored_seq)
         if heartbeat:
@@ -184,6 +187,11 @@ class MasterNode:
         self._built.wait()
         self.stop()
 
+    def _storage_changed(self, status: StorageStatus) -> None:
+        """Store status listener: a failure dropped entries not yet durable; fail their writers."""
+        if not status.ok:
+            tell_quietly(self.gate, StoreFailed(status.generation, status.durable_seq, status.reason or ""))
+
     @property
     def url(self) -> str:
         return f"http://{self.config.server.host}:{self.server.port}"
@@ -202,6 +210,7 @@ class MasterNode:
         except pykka.Timeout:
             raise Overloaded("the node's actors did not answer within 2 s", retry_after_s=1) from None
         stored = self.store.stored_seq
+        storage = self.store.status()
         secondaries = [
             {
                 "url": url,
@@ -217,9 +226,11 @@ class MasterNode:
             "role": "master",
             "name": self.config.name,
             "log_id": self.store.log_id,
-            "read_only": gate["read_only"],
+            "read_only": gate["read_only"] or not storage.ok,
+            "storage": {"ok": storage.ok, "reason": storage.reason},
             "quorum": gate["quorum"],
             "last_seq": stored,
+            "rolled_back_entries": self.store.rolled_back_entries,
             "waiting_writers": gate["waiting_writers"],
             "secondaries": secondaries,
         }

@@ -1,7 +1,8 @@
 """The quorum gate: write-concern waiters, the read-only flag, and nothing else.
 
 Request threads register a future per append; the gate completes it exactly once, when the master
-and w-1 secondaries hold the seq, or fails it on shutdown. Acks and health changes arrive by `tell`.
+and w-1 secondaries hold the seq, or fails it on shutdown or when the master's store dropped the
+entry (a full disk: `StoreFailed`). Acks, health changes and store failures arrive by `tell`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import pykka
 
 from replog.actors.base import ReplogActor
-from replog.core.errors import ShuttingDown
+from replog.core.errors import ShuttingDown, StorageUnavailable
 from replog.core.health import Status
 from replog.core.quorum import available_nodes, is_writable, majority
 from replog.core.writeconcern import Waiters, WriteConcernTracker
@@ -26,6 +27,17 @@ class Register:
     seq: int
     w: int
     future: pykka.Future[int]  # completed with the number of nodes holding seq
+    generation: int = 0  # the master store's generation the entry was appended in
+
+
+@dataclass(frozen=True, slots=True)
+class StoreFailed:
+    """The master's store failed: entries appended before `generation` past `durable_seq` were
+    dropped (never durable, never acknowledged); their seqs will be reused by new entries."""
+
+    generation: int
+    durable_seq: int
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +94,8 @@ class QuorumGate(ReplogActor):
         self._log = node_logger(__name__, node)
         self._tracker = WriteConcernTracker(secondaries)
         self._waiters: Waiters[pykka.Future[int]] = Waiters()
-        self._live: set[pykka.Future[int]] = set()
+        self._live: dict[pykka.Future[int], tuple[int, int]] = {}  # future -> (seq, generation)
+        self._drops: list[tuple[int, int]] = []  # (generation, durable_seq) of recent store failures
         self._statuses = {name: Status.UNHEALTHY for name in secondaries}
         self._view = view
         self._view.publish(self._writable())
@@ -92,14 +105,13 @@ class QuorumGate(ReplogActor):
 
     def handle(self, message: Any) -> Any:
         match message:
-            case Register(seq, w, future):
-                self._live.add(future)
-                self._waiters.add(seq, w, future)
-                self._complete_satisfied()
+            case Register(seq, w, future, generation):
+                self._register(seq, w, future, generation)
             case Cancel(future):
-                if future in self._live:
-                    self._live.discard(future)
+                if self._live.pop(future, None) is not None:
                     self._waiters.cancel(future)
+            case StoreFailed(generation, durable_seq, reason):
+                self._store_failed(generation, durable_seq, reason)
             case MasterStored(seq):
                 if self._tracker.master_stored(seq):
                     self._complete_satisfied()
@@ -116,10 +128,41 @@ class QuorumGate(ReplogActor):
                 self._log.error("gate got unknown message=%r", message)
         return None
 
+    def _register(self, seq: int, w: int, future: pykka.Future[int], generation: int) -> None:
+        if self._was_dropped(seq, generation):  # the store failure was heard before this waiter
+            self._fail_dropped(future, seq, "a storage failure")
+            return
+        self._live[future] = (seq, generation)
+        self._waiters.add(seq, w, future)
+        self._complete_satisfied()
+
     def _complete_satisfied(self) -> None:
         for seq, future in self._waiters.satisfied(self._tracker):
-            self._live.discard(future)
+            self._live.pop(future, None)
             future.set(self._tracker.acks_for(seq))
+
+    def _store_failed(self, generation: int, durable_seq: int, reason: str) -> None:
+        """Fail at once every writer whose entry the store dropped: an honest 503, never a 504
+        claiming it is stored, and never a 201 when its seq is reused by another entry."""
+        self._drops = [*self._drops[-99:], (generation, durable_seq)]
+        dropped = [(f, seq) for f, (seq, gen) in self._live.items() if gen < generation and seq > durable_seq]
+        for future, seq in dropped:
+            self._live.pop(future)
+            self._waiters.cancel(future)
+            self._fail_dropped(future, seq, reason)
+        if dropped:
+            self._log.warning("failed writers whose entries the store dropped count=%d", len(dropped))
+
+    def _was_dropped(self, seq: int, generation: int) -> bool:
+        return any(gen > generation and seq > durable for gen, durable in self._drops)
+
+    @staticmethod
+    def _fail_dropped(future: pykka.Future[int], seq: int, reason: str) -> None:
+        error = StorageUnavailable(
+            f"the master's disk failed before seq {seq} was durable ({reason}); nothing was stored",
+            retry_after_s=1,
+        )
+        future.set_exception((StorageUnavailable, error, None))  # pykka wants an exc_info triple
 
     def _health_changed(self, secondary: str, status: Status) -> None:
         was_writable = self._writable()

@@ -120,6 +120,12 @@ class HeartbeatMonitor(ReplogActor):
             if result.log_id not in (None, self._log_id):
                 # Another cluster's log: reachable, but it can never hold our entries.
                 error, result = f"log_id_mismatch: it holds log {result.log_id}, ours is {self._log_id}", None
+        if result is not None and not result.storage_ok:
+            # Issue 11 C6: a secondary whose disk fails answers, but stores and acks nothing new.
+            # Count it as a failed probe, so it turns Unhealthy and stops counting toward quorum.
+            error, result = f"storage_unavailable: {result.storage_reason}", None
+            if error != watched.problem:
+                self._log.warning("secondary cannot store: %s secondary=%s", error, url)
         if error != watched.problem and error is not None and error.startswith("log_id_mismatch"):
             self._log.error("secondary refused: %s secondary=%s", error, url)
         watched.problem = error

@@ -32,6 +32,14 @@ class Position:
 EMPTY = Position(0, 0)
 
 
+@dataclass(frozen=True, slots=True)
+class Vote:
+    """The vote a node gave in one epoch: at most one candidate per epoch, kept durably."""
+
+    epoch: int
+    candidate: str
+
+
 def at_least_as_up_to_date(candidate: Position, voter: Position) -> bool:
     """Raft §5.4.1: may a node whose log ends at `voter` vote for one whose log ends at `candidate`?"""
     return candidate >= voter
@@ -116,3 +124,21 @@ def match_point(ours: EpochIndex, ours_last: int, theirs: Sequence[tuple[int, in
         if seq >= 1 and ours.epoch_at(seq) == other.epoch_at(seq):
             return seq
     return max(0, min(lowest_known - 1, top))
+
+
+def next_term(epoch: int, vote: Vote | None, new_epoch: int, vote_for: str | None) -> tuple[int, Vote | None]:
+    """The (epoch, vote) a node holds after being asked to save (new_epoch, vote_for).
+
+    Epochs never decrease (ValueError). A vote is given once per epoch: voting again in the same
+    epoch for someone else is refused (ValueError); `vote_for` None keeps a vote already given in
+    `new_epoch`. Moving to a higher epoch forgets the old vote."""
+    if new_epoch < epoch:
+        raise ValueError(f"epoch {new_epoch} is below this node's epoch {epoch}; epochs never decrease")
+    held = vote if vote is not None and vote.epoch == new_epoch else None
+    if vote_for is None:
+        return new_epoch, held
+    if held is not None and held.candidate != vote_for:
+        raise ValueError(
+            f"already voted for {held.candidate} in epoch {new_epoch}; cannot vote for {vote_for}"
+        )
+    return new_epoch, Vote(new_epoch, vote_for)

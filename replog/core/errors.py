@@ -112,3 +112,18 @@ class WriteConcernTimeout(ReplogError):
 
     status = 504
     code = "write_concern_timeout"
+
+
+class StorageUnavailable(ReplogError):
+    """The node's disk refused a write or an fsync: nothing was stored (or what was not yet durable
+    was dropped, its seq never acknowledged). The node retries by itself; so may the caller."""
+
+    status = 503
+    code = "storage_unavailable"
+
+
+class WritesInFlight(ReplogError):
+    """A log cannot be truncated while entries past the cut are still being written; retry."""
+
+    status = 503
+    code = "writes_in_flight"

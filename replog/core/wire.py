@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
+from replog.core.entry import Entry as Entry  # noqa: PLC0414 -- re-exported: it lived here first
 from replog.core.errors import BadRequest, MessageTooLarge
 from replog.core.quorum import majority
 
@@ -24,18 +25,6 @@ MAX_TIMEOUT_S = 24 * 3600.0
 MAX_JSON_DEPTH = 16
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024  # one message, UTF-8 encoded; `--max-message-bytes`
 _MAX_W_DIGITS = 9  # "000000003" still parses; longer digit strings are out of range anyway
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One log entry. `stored_at` is node-local wall-clock time, never sent between nodes."""
-
-    seq: int
-    message: str
-    stored_at: float = 0.0
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"seq": self.seq, "message": self.message}
 
 
 @dataclass(frozen=True, slots=True)

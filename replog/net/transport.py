@@ -30,6 +30,8 @@ class TransportError(Exception):
 class ProbeResult:
     acked_seq: int
     log_id: str | None
+    storage_ok: bool = True  # False: the secondary's disk fails; it stores nothing until it recovers
+    storage_reason: str | None = None
 
 
 class Transport(Protocol):
@@ -142,7 +144,15 @@ class HttpPeer:
         if status != 200 or not isinstance(answer.get("acked_seq"), int):
             raise TransportError(f"health answered HTTP {status}", answered=True)
         log_id = answer.get("log_id")
-        return ProbeResult(int(answer["acked_seq"]), log_id if isinstance(log_id, str) else None)
+        storage = answer.get("storage")
+        failing = isinstance(storage, dict) and storage.get("ok") is False
+        reason = storage.get("reason") if failing else None
+        return ProbeResult(
+            int(answer["acked_seq"]),
+            log_id if isinstance(log_id, str) else None,
+            storage_ok=not failing,
+            storage_reason=str(reason) if reason is not None else None,
+        )
 
     def close(self) -> None:
         self._replicate.close()

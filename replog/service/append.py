@@ -57,10 +57,11 @@ class Appender:
                 retry_after_s=self._retry_after_s,
             )
         started = time.monotonic()
-        entries = self._store.append(request.messages)
+        generation = self._store.generation  # so the gate knows whether a store failure dropped these
+        entries = self._store.append(request.messages, generation=generation)
         first, last = entries[0].seq, entries[-1].seq
         self._log.debug("stored seqs=%d..%d; waiting for w=%d", first, last, request.w)
-        acks = self._wait(last, request, hung_up)
+        acks = self._wait(last, request, hung_up, generation)
         self._log.debug(  # per append: DEBUG, so the default level costs nothing per request
             "append acknowledged seqs=%d..%d w=%d acks=%d wait_ms=%.1f",
             first,
@@ -76,11 +77,12 @@ class Appender:
             body.update(seq=last, message=request.messages[0])
         return body
 
-    def _wait(self, seq: int, request: AppendRequest, hung_up: Callable[[], bool]) -> int:
-        """Block this thread only, until seq is held by w nodes, the deadline, or a hang-up."""
+    def _wait(self, seq: int, request: AppendRequest, hung_up: Callable[[], bool], generation: int) -> int:
+        """Block this thread only, until seq is held by w nodes, the deadline, or a hang-up.
+        A store failure that dropped the entry fails the future with StorageUnavailable (503)."""
         future: pykka.Future[int] = pykka.ThreadingFuture()
         try:
-            self._gate.tell(Register(seq, request.w, future))
+            self._gate.tell(Register(seq, request.w, future, generation))
         except pykka.ActorDeadError:
             raise ShuttingDown("node is shutting down; the entry is stored", seq=seq) from None
         deadline = None if request.timeout_s is None else time.monotonic() + request.timeout_s
@@ -96,9 +98,15 @@ class Appender:
                 tell_quietly(self._gate, Cancel(future))
                 acks = self._ask_acks(seq)
                 self._log.warning("write concern timeout seq=%d w=%d acks=%d", seq, request.w, acks)
+                durable = self._store.stored_seq >= seq and self._store.generation == generation
                 raise WriteConcernTimeout(
-                    f"w={request.w} not met within {request.timeout_s}s; the entry is stored and keeps "
-                    "replicating",
+                    f"w={request.w} not met within {request.timeout_s}s; "
+                    + (
+                        "the entry is stored and keeps replicating"
+                        if durable  # else its disk may be failing: never claim what is not held
+                        else "the master has not made the entry durable yet: it is stored only if a "
+                        "later read shows it at this seq"
+                    ),
                     seq=seq,
                     acks=acks,
                     w=request.w,

@@ -1,22 +1,16 @@
-"""A durable `Store`: one append-only record file plus a small meta file in a data directory.
+"""A durable `Store`: one append-only record file plus small files in a data directory.
 
-Layout: `entries.dat` (records of `replog.core.records`, seqs 1..k in order), `meta.json` (format
-version and log_id, replaced atomically), `LOCK` (flock: one process per directory).
+Layout: `entries.dat` (records of `replog.core.records`, seqs 1..k in order), `meta.json` (log id,
+epoch and vote, replaced atomically, see `datadir`), `rollback.jsonl` (entries removed by a
+truncation, see `rollback`), `LOCK` (flock: one process per directory). Writes go through group
+commit (`commit`), which also says what each fsync policy can lose on a machine crash.
 
-Group commit: `append` adds records under the store lock and returns at once; one flusher thread
-fsyncs outside every lock, then advances `stored_seq` and tells the listener. One fsync covers every
-record written before it began. Loss window on a crash of the *machine* (a killed process loses
-nothing it reported stored in any mode: those writes are already in the page cache):
-
-- ALWAYS (default): nothing reported stored is lost; `stored_seq` advances only after fsync. The
-  flusher also does the write, one pwrite per group just before its fsync, so an append makes no
-  syscall at all.
-- INTERVAL: `stored_seq` advances on write; fsync at most every `fsync_interval_s`, so up to that
-  interval (plus one fsync) of acknowledged entries can be lost.
-- NEVER: `stored_seq` advances on write; the kernel writes back when it likes (about 30 s on
-  Linux defaults), so that much can be lost, and a master may come back behind its secondaries.
-With INTERVAL or NEVER a power loss can also persist later pages but not earlier ones; recovery
-then finds damage before valid data and refuses to start (see `records.recover`).
+A full disk never lies (issue 11 C6): a failed write or fsync *fails* the store (`StorageFailure`):
+entries not yet durable are dropped from memory (never acknowledged, replicated or readable, so
+their seqs are reused), the file is cut back to the durable end, writes are refused with
+`StorageUnavailable`, and the status listener hears it. The flusher then checks the disk every
+`retry_s` (`failure.probe_disk`; after an fsync failure also `failure.verify_records`) and clears
+the failure once it works: no restart needed.
 """
 
 from __future__ import annotations
@@ -25,60 +19,67 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from replog.core import records
-from replog.core.errors import ShuttingDown
+from replog.core.entry import Entry, NewEntry
+from replog.core.epochs import Position, Vote
+from replog.core.errors import ShuttingDown, StorageUnavailable, WritesInFlight
 from replog.core.fsync import FsyncPolicy as FsyncPolicy  # noqa: PLC0414 -- re-exported for callers
-from replog.core.log import OrderedLog, check_log_id
+from replog.core.log import DEFAULT_PENDING_BYTES, OrderedLog, check_log_id
 from replog.core.records import CorruptLog as CorruptLog  # noqa: PLC0414 -- re-exported
-from replog.core.wire import Entry
-from replog.storage.datadir import LOG_FILE, META_FILE, fsync_dir, lock_dir, read_meta, write_meta
+from replog.storage.commit import GroupCommit
 from replog.storage.datadir import DataDirInUseError as DataDirInUseError  # noqa: PLC0414 -- re-exported
+from replog.storage.datadir import Meta, MetaFile, fsync_dir, lock_dir
 from replog.storage.failure import StorageError as StorageError  # noqa: PLC0414 -- re-exported
-from replog.storage.prefix import DiskPrefix, pread_all
-from replog.storage.store import StoredListener
+from replog.storage.failure import StorageFailure, probe_disk, verify_records
+from replog.storage.opening import open_log
+from replog.storage.prefix import DiskPrefix
+from replog.storage.rollback import RollbackFile
+from replog.storage.store import StatusListener, StorageStatus, StoredListener
 
 log = logging.getLogger(__name__)
 
 SyncFd = Callable[[int], None]
 DEFAULT_SYNC: SyncFd = getattr(os, "fdatasync", os.fsync)  # an append's size change is data: enough
+DEFAULT_CACHE_BYTES = 16 << 20  # as StorageConfig.cache_bytes: why there
+ROLLBACK_PAGE = 10_000  # entries read and saved at a time when truncating a long suffix
 
 
 class DiskStore:
     """The durable `Store`: an `OrderedLog` over a `DiskPrefix`, with a group-commit flusher thread.
 
-    Owners: this store alone holds the log id and writes meta.json (`_adopt`); the prefix's
-    `StorageFailure` alone holds why the log stopped, and the flusher records into it.
+    Owners: this store alone holds the log id, epoch and vote and writes meta.json; its
+    `StorageFailure` alone holds why the log refuses writes, and this store records into it.
+    Locks: `_lock` (the store lock) orders seq assignment, writes, truncation and meta changes;
+    `_work`/`_progress` share one state lock for the seqs below, never held during I/O.
     """
 
     def __init__(
-        self, data_dir: Path, prefix: DiskPrefix, log_id: str | None, lock_fd: int, *,
-        fsync: FsyncPolicy, fsync_interval_s: float, clock: Callable[[], float], sync_fd: SyncFd,
+        self, data_dir: Path, prefix: DiskPrefix, log: OrderedLog, meta: Meta, lock_fd: int, *,
+        fsync: FsyncPolicy, fsync_interval_s: float, retry_s: float, clock: Callable[[], float],
+        sync_fd: SyncFd,
     ) -> None:  # fmt: skip
         self.data_dir = data_dir
         self._prefix = prefix
-        self._failure = prefix.failure
-        self._log = OrderedLog(prefix)
-        self._log_id = log_id  # written only by `_adopt`, under the store lock
+        self._log = log
+        self._meta = MetaFile(data_dir, meta, retry_s)  # changed only under the store lock
+        self._rollback = RollbackFile(data_dir, sync_fd)
+        self._failure = StorageFailure(prefix.path, retry_after_s=retry_s)
         self._lock_fd = lock_fd
-        self._policy = fsync
-        self._interval_s = fsync_interval_s
+        self._retry_s = retry_s
         self._clock = clock
         self._sync_fd = sync_fd
-        self._lock = threading.Lock()  # the store lock: seq assignment and writes
+        self._lock = threading.Lock()  # the store lock
         self._closed = False
-        state = threading.Lock()  # guards the seqs below; never held during I/O
-        self._work = threading.Condition(state)  # the flusher waits here
-        self._progress = threading.Condition(state)  # apply waits here for its fsync
-        self._written = self._synced = self._stored = self._published = len(prefix)
-        self._last_sync = float("-inf")
-        self._closing = False
-        self._flusher_done = False
-        self._listener: StoredListener | None = None
-        self._flusher = threading.Thread(target=self._run_flusher, name="replog-flusher", daemon=True)
-        self._flusher.start()
+        self._generation = 0  # +1 at each failure; changed under the store lock
+        self._status_listener: StatusListener | None = None
+        self._commit = GroupCommit(
+            prefix, self._failure, policy=fsync, interval_s=fsync_interval_s, retry_s=retry_s,
+            sync_fd=sync_fd, on_failure=lambda reason, verify: self._fail(reason, verify=verify),
+            try_recover=self._try_recover,
+        )  # fmt: skip
+        self._flusher = self._commit.thread
 
     @classmethod
     def open(
@@ -89,25 +90,30 @@ class DiskStore:
         fsync_interval_s: float = 0.005,
         new_log_id: str | None = None,
         clock: Callable[[], float] = time.time,
-        cache_entries: int = 50_000,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        retry_s: float = 1.0,
+        pending_bytes: int = DEFAULT_PENDING_BYTES,
         sync_fd: SyncFd = DEFAULT_SYNC,
     ) -> DiskStore:
-        """Open (recovering) or create the log in data_dir. new_log_id names a new master's log only."""
+        """Open (recovering) or create the log in data_dir. new_log_id names a new master's log only.
+
+        `cache_bytes` bounds the cache of recent entries, `pending_bytes` the entries a secondary
+        holds past a gap; `retry_s` is how often a failed store checks whether the disk works again."""
         if not data_dir.is_dir():
             data_dir.mkdir(parents=True)
             fsync_dir(data_dir.parent)
         lock_fd = lock_dir(data_dir)
         try:
-            defer_writes = fsync is FsyncPolicy.ALWAYS
-            prefix, log_id = _recover(data_dir, cache_entries, sync_fd, defer_writes)
+            opened = open_log(data_dir, cache_bytes, sync_fd, defer_writes=fsync is FsyncPolicy.ALWAYS)
         except BaseException:
             os.close(lock_fd)
             raise
+        ordered = OrderedLog(opened.prefix, opened.epochs, max_pending_bytes=pending_bytes)
         store = cls(
-            data_dir, prefix, log_id, lock_fd,
-            fsync=fsync, fsync_interval_s=fsync_interval_s, clock=clock, sync_fd=sync_fd,
+            data_dir, opened.prefix, ordered, opened.meta, lock_fd, fsync=fsync,
+            fsync_interval_s=fsync_interval_s, retry_s=retry_s, clock=clock, sync_fd=sync_fd,
         )  # fmt: skip
-        if log_id is None and new_log_id is not None:  # a new master's log is named before its first entry
+        if opened.meta.log_id is None and new_log_id is not None:  # named before its first entry
             try:
                 with store._lock:
                     store._adopt(new_log_id)
@@ -115,183 +121,260 @@ class DiskStore:
                 store.close()
                 raise
         log.info(
-            "log store opened dir=%s log_id=%s seq=%d fsync=%s",
-            data_dir, store.log_id, len(prefix), fsync.value,
+            "log store opened dir=%s log_id=%s seq=%d epoch=%d rolled_back=%d fsync=%s",
+            data_dir, store.log_id, len(opened.prefix), store.epoch, store.rolled_back_entries, fsync.value,
         )  # fmt: skip
         return store
 
+    # --- what the node reads --------------------------------------------------------------------
     @property
     def log_id(self) -> str | None:
-        return self._log_id
+        return self._meta.meta.log_id
 
     @property
     def stored_seq(self) -> int:
-        return self._stored
+        return self._commit.stored
+
+    @property
+    def epoch(self) -> int:
+        return self._meta.meta.epoch
+
+    @property
+    def vote(self) -> Vote | None:
+        return self._meta.meta.vote
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    @property
+    def rolled_back_entries(self) -> int:
+        return self._rollback.count
+
+    @property
+    def cached_bytes(self) -> int:
+        """Memory held by recent entries in the cache, plus entries held past a gap."""
+        return self._prefix.cached_bytes + self._log.pending_bytes
+
+    def status(self) -> StorageStatus:
+        reason = self._failure.reason
+        return StorageStatus(reason is None, reason, self._generation, self._commit.stored)
 
     def set_listener(self, listener: StoredListener) -> None:
-        with self._work:
-            self._listener = listener
-            self._work.notify()
+        self._commit.set_listener(listener)
 
-    def append(self, messages: Sequence[str]) -> list[Entry]:
-        """Master: write the entries and return them; the flusher reports them stored."""
+    def set_status_listener(self, listener: StatusListener) -> None:
+        self._status_listener = listener
+
+    def last_position(self) -> Position:
+        with self._lock:
+            seq = self._commit.stored
+            return Position(self._log.epoch_at(seq), seq)
+
+    def epoch_at(self, seq: int) -> int:
+        with self._lock:
+            return self._log.epoch_at(seq)
+
+    def bounds(self, newest: int | None = None) -> list[tuple[int, int]]:
+        with self._lock:
+            return self._log.bounds(newest)
+
+    def read(self, from_seq: int, max_count: int, max_bytes: int = 1 << 62) -> list[Entry]:
+        """Stored entries only; takes no store lock, so it never waits behind a write or fsync."""
+        last = min(from_seq + max_count - 1, self._commit.stored) if max_count > 0 else 0
+        if from_seq < 1 or last < from_seq:
+            return []
+        page = self._prefix.read(from_seq, last - from_seq + 1, max_bytes)
+        stored = self._commit.stored  # a truncation may have lowered it meanwhile: show only what is stored
+        return page if not page or page[-1].seq <= stored else page[: max(0, stored - from_seq + 1)]
+
+    # --- writes ------------------------------------------------------------------------------------
+    def save_term(self, epoch: int, vote_for: str | None) -> None:
+        """Adopt (epoch, vote) durably: meta.json is replaced and fsynced before this returns."""
         with self._lock:
             self._check_open()
-            if not messages:
+            if not self._meta.save_term(epoch, vote_for):
+                return
+            vote = self._meta.meta.vote
+        log.info("term saved dir=%s epoch=%d vote=%s", self.data_dir, epoch, vote and vote.candidate)
+
+    def append(self, items: Sequence[str | NewEntry], *, generation: int | None = None) -> list[Entry]:
+        """Master: write the entries in this node's epoch and return them; the flusher reports them
+        stored."""
+        with self._lock:
+            if self._closed or self._failure.reason is not None:
+                self._check_writable()
+            if generation is not None and generation != self._generation:
+                raise StorageUnavailable(
+                    "the log store failed and recovered since this append began; nothing was stored",
+                    retry_after_s=self._retry_s,
+                )
+            if not items:
                 return []
-            entries = self._log.append(messages, self._clock())
-            self._wrote(entries[-1].seq)
-        return entries
+            try:
+                entries = self._log.append(items, self._clock(), self._meta.meta.epoch)
+            except OSError as exc:  # a write under INTERVAL or NEVER (ALWAYS defers it)
+                error, status = self._fail_locked(f"writing {self._prefix.path} failed: {exc}")
+            else:
+                self._commit.wrote(entries[-1].seq)
+                return entries
+        self._tell_status(status)
+        raise error
 
     def apply(self, log_id: str, entries: Sequence[Entry]) -> int:
         """Secondary: adopt/check log_id, write what became contiguous, return the stored seq."""
         with self._lock:
-            self._check_open()
-            if check_log_id(self._log_id, log_id):
+            self._check_writable()
+            if check_log_id(self._meta.meta.log_id, log_id):
                 self._adopt(log_id)
-            if self._log.insert(entries, self._clock()):
-                self._wrote(self._log.contiguous_seq)
+            generation = self._generation
+            failed: tuple[StorageUnavailable, StorageStatus] | None = None
+            try:
+                joined = self._log.insert(entries, self._clock())
+            except OSError as exc:  # a write under INTERVAL or NEVER (ALWAYS defers it)
+                failed = self._fail_locked(f"writing {self._prefix.path} failed: {exc}")
+            else:
+                if joined:
+                    self._commit.wrote(self._log.contiguous_seq)
             target = self._log.contiguous_seq
-        with self._progress:
-            while self._stored < target:
-                self._failure.check()
-                if self._flusher_done:
-                    raise ShuttingDown(f"the log store at {self.data_dir} closed before an fsync")
-                self._progress.wait()
-            return self._stored
+        if failed is not None:
+            self._tell_status(failed[1])
+            raise failed[0]
+        return self._commit.wait_stored(target, lambda: self._generation != generation, self._prefix.path)
 
-    def read(self, from_seq: int, max_count: int, max_bytes: int = 1 << 62) -> list[Entry]:
-        """Stored entries only; takes no store lock, so it never waits behind a write or fsync."""
-        last = min(from_seq + max_count - 1, self._stored) if max_count > 0 else 0
-        if from_seq < 1 or last < from_seq:
-            return []
-        return self._prefix.read(from_seq, last - from_seq + 1, max_bytes)
+    def truncate_after(self, seq: int, reason: str) -> int:
+        """Remove the entries after seq: saved to rollback.jsonl and fsynced first, then the log is
+        cut (ftruncate + fsync). Returns how many; 0 if the log ends at or before seq. Refused with
+        `WritesInFlight` while entries past seq are still being written, changing nothing."""
+        if seq < 0:
+            raise ValueError(f"cannot truncate after seq {seq}")
+        with self._lock:
+            self._check_writable()
+            top = self._log.contiguous_seq
+            if seq >= top:
+                return 0
+            in_flight = self._commit.in_flight()
+            if in_flight is not None:
+                raise WritesInFlight(f"entries {in_flight[0] + 1}..{in_flight[1]} are still being written")
+            self._save_rollback(seq, top, reason)
+            self._commit.cut_to(seq)
+            self._log.truncate_after(seq)  # memory first, once the reads in progress are done
+            status = None
+            try:
+                os.ftruncate(self._prefix.fd, self._prefix.end)
+                self._sync_fd(self._prefix.fd)
+            except OSError as exc:  # the entries are gone from the log either way
+                message = f"cutting {self._prefix.path} to {self._prefix.end} bytes failed: {exc}"
+                _, status = self._fail_locked(message, verify=True)
+        log.warning(
+            "rolled back seqs=%d..%d count=%d reason=%s file=%s",
+            seq + 1, top, top - seq, reason, self._rollback.path,
+        )  # fmt: skip
+        if status is not None:
+            self._tell_status(status)
+        return top - seq
+
+    def _save_rollback(self, seq: int, top: int, reason: str) -> None:
+        """Under the store lock: every entry in seq+1..top into the rollback file, durably."""
+
+        def pages() -> Iterator[list[Entry]]:
+            first = seq + 1
+            while first <= top:
+                page = self._prefix.read(first, min(ROLLBACK_PAGE, top - first + 1), 1 << 62)
+                yield page
+                first += len(page)
+
+        try:
+            self._rollback.save(pages(), self._clock(), reason)
+        except OSError as exc:
+            raise StorageUnavailable(
+                f"saving entries {seq + 1}..{top} to {self._rollback.path} failed: {exc}; "
+                "nothing was removed",
+                retry_after_s=self._retry_s,
+            ) from exc
 
     def close(self) -> None:
-        """Final fsync (every policy), stop the flusher, close the files. Idempotent."""
+        """Final fsync (every policy, unless failed), stop the flusher, close the files. Idempotent."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        with self._work:
-            self._closing = True
-            self._work.notify()
-        self._flusher.join()
+        self._commit.close()
         self._prefix.close()
         os.close(self._lock_fd)
-        log.info("log store closed dir=%s seq=%d", self.data_dir, self._stored)
+        log.info("log store closed dir=%s seq=%d", self.data_dir, self._commit.stored)
 
     def _adopt(self, log_id: str) -> None:
         """Under the store lock: name this log, durably first (meta.json), then in memory. A failed
         meta write leaves the store unnamed and unbroken: the next batch tries again."""
-        try:
-            write_meta(self.data_dir, log_id)
-        except OSError as exc:
-            raise StorageError(
-                f"recording log id {log_id} in {self.data_dir / META_FILE} failed: {exc}"
-            ) from exc
-        self._log_id = log_id
+        self._meta.adopt_log_id(log_id)
         log.info("log id adopted dir=%s log_id=%s", self.data_dir, log_id)
 
     def _check_open(self) -> None:
         if self._closed:
             raise ShuttingDown(f"the log store at {self.data_dir} is closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
         self._failure.check()
 
-    def _wrote(self, seq: int) -> None:
-        with self._work:
-            self._written = seq
-            if self._policy is not FsyncPolicy.ALWAYS:
-                self._stored = seq
-            self._work.notify()
+    # --- failure and recovery ----------------------------------------------------------------------
+    def _fail(self, reason: str, *, verify: bool = False) -> None:
+        """The flusher's write or fsync failed: `_fail_locked`, then tell the status listener."""
+        with self._lock:
+            _, status = self._fail_locked(reason, verify=verify)
+        self._tell_status(status)
 
-    def _run_flusher(self) -> None:
-        try:
-            while self._flush_once():
-                pass
-        except Exception:
-            log.exception("log flusher crashed dir=%s", self.data_dir)
-            self._failure.record("the log flusher crashed")
-        finally:
-            with self._work:
-                self._flusher_done = True
-                self._progress.notify_all()
-
-    def _flush_once(self) -> bool:
-        """Wait for work; fsync outside the lock; publish the stored seq. False once closed."""
-        with self._work:
-            while True:
-                sync = self._written > self._synced and (
-                    self._policy is not FsyncPolicy.NEVER or self._closing
-                )
-                timeout = None
-                if sync and self._policy is FsyncPolicy.INTERVAL and not self._closing:
-                    wait_s = self._last_sync + self._interval_s - time.monotonic()
-                    sync, timeout = wait_s <= 0, max(wait_s, 0.0)
-                if sync or (self._listener is not None and self._stored > self._published):
-                    break
-                if self._closing:
-                    return False
-                self._work.wait(timeout)
-            target = self._written
-        if sync and not self._sync(target):
-            return False
-        with self._work:
-            listener, seq = self._listener, self._stored
-            if listener is None or seq <= self._published:
-                return True
-            self._published = seq
-        try:
-            listener(seq)  # outside every lock, from this one thread, in increasing order
-        except Exception:
-            log.exception("stored-seq listener failed dir=%s seq=%d", self.data_dir, seq)
-        return True
-
-    def _sync(self, target: int) -> bool:
-        try:
-            self._prefix.write_deferred()
-        except StorageError:
-            return False  # the prefix logged it and refuses everything from now on
-        try:
-            self._sync_fd(self._prefix.fd)
-        except OSError as exc:  # after a failed fsync the page cache may lie: never trust it again
-            self._failure.record(f"fsync of {self._prefix.path} failed: {exc}")
-            return False
-        with self._work:
-            self._synced, self._last_sync = target, time.monotonic()
-            self._stored = max(self._stored, target)
-            self._progress.notify_all()
-        return True
-
-
-def _recover(
-    data_dir: Path, cache_entries: int, sync_fd: SyncFd, defer_writes: bool
-) -> tuple[DiskPrefix, str | None]:
-    path, meta_path = data_dir / LOG_FILE, data_dir / META_FILE
-    log_id = read_meta(meta_path)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        size = os.fstat(fd).st_size
-        found = records.recover(lambda offset, n: os.pread(fd, n, offset), size, path)
-        if found.torn_reason is not None:
+    def _fail_locked(self, reason: str, *, verify: bool = False) -> tuple[StorageUnavailable, StorageStatus]:
+        """Under the store lock (so nothing is written meanwhile): fail the store, refusing writes;
+        drop what is not durable; cut the file back to the durable end; start a new generation.
+        Returns the error for the caller and the status for the listener, to tell outside the lock."""
+        error = self._failure.record(reason, verify=verify)
+        durable = self._commit.stored
+        top = self._log.contiguous_seq
+        if top > durable:
+            self._log.truncate_after(durable)
             log.warning(
-                "torn tail truncated file=%s offset=%d dropped_bytes=%d reason=%s",
-                path, found.end, size - found.end, found.torn_reason,
+                "dropped entries never durable dir=%s seqs=%d..%d (their seqs will be reused)",
+                self.data_dir, durable + 1, top,
             )  # fmt: skip
-            os.ftruncate(fd, found.end)
-            sync_fd(fd)
-        count = len(found.offsets)
-        if log_id is None and count:
-            raise CorruptLog(
-                f"{META_FILE} is missing but {LOG_FILE} holds {count} entries", path=meta_path, offset=0
+        self._generation += 1
+        self._commit.cut_to(durable)  # wakes appliers waiting on what was dropped
+        try:
+            os.ftruncate(self._prefix.fd, self._prefix.end)
+        except OSError as exc:  # the flusher cuts again before it clears the failure
+            log.warning("cutting %s back to %d bytes failed: %s", self._prefix.path, self._prefix.end, exc)
+        status = self.status()
+        return error, status
+
+    def _tell_status(self, status: StorageStatus) -> None:
+        listener = self._status_listener
+        if listener is None:
+            return
+        try:
+            listener(status)
+        except Exception:
+            log.exception("storage status listener failed dir=%s", self.data_dir)
+
+    def _try_recover(self, attempt: int) -> None:
+        """Flusher, while failed: does the disk take a write and an fsync again? Then clear."""
+        count, end = len(self._prefix), self._prefix.end  # stable: every write is refused meanwhile
+        try:
+            probe_disk(self._prefix.fd, end, self._sync_fd)
+            if self._failure.needs_verify:
+                self._prefix.reopen()
+                verify_records(self._prefix.fd, self._prefix.path, end, count)
+        except OSError as exc:
+            level = logging.WARNING if attempt == 1 or attempt % 60 == 0 else logging.DEBUG
+            log.log(level, "log store still failing dir=%s attempt=%d error=%s", self.data_dir, attempt, exc)
+            return
+        except CorruptLog as exc:
+            self._failure.record(f"read-back after a failed fsync: {exc}", permanent=True)
+            log.error(
+                "log store cannot recover dir=%s: %s; restart the node to recover its log", self.data_dir, exc
             )
-        cached = min(count, cache_entries)
-        start = found.offsets[count - cached] if cached else found.end
-        tail = records.decode_run(pread_all(fd, found.end - start, start), count - cached + 1, start, path)
-        return DiskPrefix(
-            path, fd, offsets=found.offsets, end=found.end, tail=tail, cache_entries=cache_entries,
-            defer_writes=defer_writes,
-        ), log_id  # fmt: skip
-    except BaseException:
-        os.close(fd)
-        raise
+            return
+        with self._lock:
+            self._failure.clear()
+            status = self.status()
+        self._tell_status(status)

@@ -2,20 +2,45 @@
 
 A store owns one lock. The master appends under it; a secondary applies batches under it. A store
 reports its *stored* seq (durable, for a disk store) to a listener outside the lock; the master
-counts itself toward w, and replicates, only up to that seq.
+counts itself toward w, and replicates, only up to that seq. A store also keeps the node's term
+(epoch and vote), the epoch of every entry, and the entries it rolled back.
+
+A disk store may *fail* (a full disk): it then refuses writes, drops what was not yet durable (so
+those seqs are reused: they were never acknowledged) and starts a new `generation`; it reports the
+failure and the recovery to its status listener.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
+from replog.core.entry import Entry, NewEntry
+from replog.core.epochs import Position, Vote, next_term
+from replog.core.errors import StorageUnavailable
 from replog.core.log import MemoryPrefix, OrderedLog, check_log_id
-from replog.core.wire import Entry
+
+log = logging.getLogger(__name__)
 
 StoredListener = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class StorageStatus:
+    """Whether the store takes writes. `generation` grows by one at each failure that dropped (or
+    might have dropped) entries not yet durable; `durable_seq` is the stored seq at that moment."""
+
+    ok: bool
+    reason: str | None
+    generation: int
+    durable_seq: int
+
+
+StatusListener = Callable[[StorageStatus], None]
 
 
 class Store(Protocol):
@@ -29,14 +54,63 @@ class Store(Protocol):
         """Highest seq such that 1..seq are held (and durable, for a disk store)."""
         ...
 
+    @property
+    def epoch(self) -> int:
+        """This node's epoch (term): durable, never decreasing, at least 1."""
+        ...
+
+    @property
+    def vote(self) -> Vote | None:
+        """The vote this node gave in its current epoch, if any."""
+        ...
+
+    @property
+    def generation(self) -> int:
+        """See `StorageStatus.generation`; pass it to `append` to learn your entries' generation."""
+        ...
+
+    @property
+    def rolled_back_entries(self) -> int:
+        """Entries ever removed by `truncate_after` (counted in the rollback file, across restarts)."""
+        ...
+
+    def status(self) -> StorageStatus: ...
+
     def set_listener(self, listener: StoredListener) -> None: ...
 
-    def append(self, messages: Sequence[str]) -> list[Entry]:
-        """Master: assign the next seqs atomically. Durability is reported via the listener."""
+    def set_status_listener(self, listener: StatusListener) -> None:
+        """Told (outside every lock) when the store fails and when it recovers."""
+        ...
+
+    def save_term(self, epoch: int, vote_for: str | None) -> None:
+        """Adopt epoch (and a vote in it) durably before returning, under every fsync policy.
+        ValueError for a lower epoch or a second vote in one epoch (see `core.epochs.next_term`)."""
+        ...
+
+    def last_position(self) -> Position:
+        """(epoch, seq) of the last stored entry; (0, 0) for an empty log."""
+        ...
+
+    def epoch_at(self, seq: int) -> int:
+        """The epoch of the entry held at seq (0 for seq 0); ValueError past the log's end."""
+        ...
+
+    def bounds(self, newest: int | None = None) -> list[tuple[int, int]]:
+        """The log's epoch boundaries (epoch, first_seq), oldest first; the `newest` n if given."""
+        ...
+
+    def append(self, items: Sequence[str | NewEntry], *, generation: int | None = None) -> list[Entry]:
+        """Master: assign the next seqs atomically, in the store's epoch. Durability is reported via
+        the listener. With `generation`, refuse (StorageUnavailable, nothing stored) unless the
+        store is still in that generation, so the caller knows its entries' generation exactly."""
         ...
 
     def apply(self, log_id: str, entries: Sequence[Entry]) -> int:
         """Secondary: apply a batch idempotently; return the stored seq once durable."""
+        ...
+
+    def truncate_after(self, seq: int, reason: str) -> int:
+        """Remove the entries after seq into the rollback file first; return how many."""
         ...
 
     def read(self, from_seq: int, max_count: int, max_bytes: int = ...) -> list[Entry]:
@@ -47,7 +121,8 @@ class Store(Protocol):
 
 
 class MemoryStore:
-    """A log held in memory: fast, and forgotten on restart."""
+    """A log held in memory: fast, and forgotten on restart. It never fails; rolled-back entries are
+    kept in memory (`rolled_back`), as a disk store keeps them in its rollback file."""
 
     def __init__(self, log_id: str | None = None, clock: Callable[[], float] = time.time) -> None:
         self._lock = threading.Lock()
@@ -55,6 +130,9 @@ class MemoryStore:
         self._log_id = log_id  # adopted in `apply` only, under the lock
         self._clock = clock
         self._listener: StoredListener | None = None
+        self._epoch = 1
+        self._vote: Vote | None = None
+        self.rolled_back: list[tuple[Entry, float, str]] = []
 
     @property
     def log_id(self) -> str | None:
@@ -64,13 +142,53 @@ class MemoryStore:
     def stored_seq(self) -> int:
         return self._log.contiguous_seq
 
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    @property
+    def vote(self) -> Vote | None:
+        return self._vote
+
+    @property
+    def generation(self) -> int:
+        return 0
+
+    @property
+    def rolled_back_entries(self) -> int:
+        return len(self.rolled_back)
+
+    def status(self) -> StorageStatus:
+        return StorageStatus(True, None, 0, self.stored_seq)
+
     def set_listener(self, listener: StoredListener) -> None:
         self._listener = listener
 
-    def append(self, messages: Sequence[str]) -> list[Entry]:
+    def set_status_listener(self, listener: StatusListener) -> None:
+        """A memory store never fails: the listener is never called."""
+
+    def save_term(self, epoch: int, vote_for: str | None) -> None:
         with self._lock:
-            entries = self._log.append(messages, self._clock())
-        if self._listener is not None:
+            self._epoch, self._vote = next_term(self._epoch, self._vote, epoch, vote_for)
+
+    def last_position(self) -> Position:
+        with self._lock:
+            return self._log.last_position()
+
+    def epoch_at(self, seq: int) -> int:
+        with self._lock:
+            return self._log.epoch_at(seq)
+
+    def bounds(self, newest: int | None = None) -> list[tuple[int, int]]:
+        with self._lock:
+            return self._log.bounds(newest)
+
+    def append(self, items: Sequence[str | NewEntry], *, generation: int | None = None) -> list[Entry]:
+        if generation not in (None, 0):
+            raise StorageUnavailable(f"no such storage generation {generation}; nothing was stored")
+        with self._lock:
+            entries = self._log.append(items, self._clock(), self._epoch)
+        if self._listener is not None and entries:
             self._listener(entries[-1].seq)
         return entries
 
@@ -80,6 +198,20 @@ class MemoryStore:
                 self._log_id = log_id
             self._log.insert(entries, self._clock())
             return self._log.contiguous_seq
+
+    def truncate_after(self, seq: int, reason: str) -> int:
+        with self._lock:
+            top = self._log.contiguous_seq
+            if seq >= top:
+                return 0
+            removed = self._log.read(seq + 1, top - seq)
+            now = self._clock()
+            self.rolled_back.extend((e, now, reason) for e in removed)
+            self._log.truncate_after(seq)
+        log.warning(
+            "rolled back seqs=%d..%d count=%d reason=%s (in memory)", seq + 1, top, len(removed), reason
+        )
+        return len(removed)
 
     def read(self, from_seq: int, max_count: int, max_bytes: int = 1 << 62) -> list[Entry]:
         with self._lock:

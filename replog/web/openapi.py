@@ -122,7 +122,10 @@ def openapi(
                             f"payload_too_large: body over {max_body_bytes} bytes, or message_too_large: "
                             f"a message over {max_message_bytes} bytes; nothing stored"
                         ),
-                        "503": _error("read_only (no quorum) or overloaded; nothing stored; see Retry-After"),
+                        "503": _error(
+                            "read_only (no quorum), overloaded or storage_unavailable (the master's disk "
+                            "failed); nothing stored; see Retry-After"
+                        ),
                         "504": _error(
                             "write_concern_timeout: stored, still replicating; carries seq and acks"
                         ),

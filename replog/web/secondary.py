@@ -98,11 +98,14 @@ def describe(
     config: SecondaryConfig, store: Store, faults: FaultSwitch, stats: ReceiveStats
 ) -> dict[str, Any]:
     """The secondary's /health."""
+    storage = store.status()  # not ok: /replicate answers 503 and the master stops counting it
     return {
         "role": "secondary",
         "name": config.name,
         "acked_seq": store.stored_seq,
         "log_id": store.log_id,
+        "storage": {"ok": storage.ok, "reason": storage.reason},
+        "rolled_back_entries": store.rolled_back_entries,
         "faults": asdict(faults.current),
         **stats.snapshot(),
     }
