@@ -28,7 +28,7 @@ from replog.core.health import Status
 from replog.core.records import CorruptLog
 from replog.core.replication import LinkState, Send
 from replog.core.wire import Entry
-from replog.storage.prefix import StorageError
+from replog.storage.failure import StorageError
 from replog.storage.store import MemoryStore, Store
 
 from .fakes import FakeTransport, Recorder, received

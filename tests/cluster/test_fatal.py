@@ -9,17 +9,21 @@ from pathlib import Path
 from replog.client import ReplogClient, poll_until
 from replog.config import SecondaryConfig, ServerConfig
 from replog.node import SecondaryNode
-from replog.storage.disk import LOG_FILE, DiskStore, FsyncPolicy
+from replog.storage.datadir import LOG_FILE
+from replog.storage.disk import DiskStore, FsyncPolicy
 from replog.testing.cluster import free_port
 
-CACHED = 50_000  # the newest entries a DiskStore keeps in memory; older ones are read from the file
+# A DiskStore keeps the newest entries in memory, at most 8 MiB of them after recovery; older ones
+# are read from the file. 24 MiB of entries put entry 1 outside the cache.
+PADDING = "x" * (512 * 1024)
+ENTRIES = 48
 
 
 def test_a_master_that_finds_its_log_corrupt_while_replicating_exits_1(tmp_path: Path) -> None:
     data = tmp_path / "master"
     store = DiskStore.open(data, fsync=FsyncPolicy.NEVER, new_log_id="L")
-    for first in range(0, CACHED + 10, 1000):  # entry 1 ends up outside the cache
-        store.append([f"msg-{i}" for i in range(first, min(first + 1000, CACHED + 10))])
+    for i in range(ENTRIES):  # entry 1 ends up outside the cache
+        store.append([f"msg-{i}-{PADDING}"])
     store.close()
     secondary_port, port = free_port(), free_port()
     log = tmp_path / "master.log"
