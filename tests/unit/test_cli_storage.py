@@ -11,7 +11,7 @@ from replog.config import StorageConfig
 def test_storage_defaults_are_the_configs() -> None:
     storage = secondary_config(build_parser("secondary").parse_args([])).storage
     assert (storage.cache_bytes, storage.retry_s) == (StorageConfig().cache_bytes, StorageConfig().retry_s)
-    assert (storage.cache_bytes, storage.retry_s) == (64 * 1024 * 1024, 1.0)
+    assert (storage.cache_bytes, storage.retry_s) == (16 * 1024 * 1024, 1.0)
 
 
 def test_storage_flags_and_env_twins(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -85,10 +85,14 @@ def test_refused_appends_are_counted_with_their_error_code(cluster: Cluster) -> 
 def test_a_secondary_restarted_without_its_log_is_an_event_and_a_metric(cluster: Cluster) -> None:
     for i in range(5):
         assert cluster.post({"message": f"m{i}", "w": 3}).status_code == 201
+    url = cluster.urls[0]
+    # The drop is seen by comparing a channel's answers: let a heartbeat probe read the 5 first.
+    probes = ("replog_probes_total", (("outcome", "ok"), ("secondary", url)))
+    before = scrape(cluster.url).get(probes, 0)
+    wait_for(lambda: scrape(cluster.url).get(probes, 0) >= before + 2, 10, "a probe after the writes")
     cluster.stop_secondary(0)
     cluster.restart_secondary(0)  # same port, empty log
     wait_for(lambda: cluster.messages(0) == [f"m{i}" for i in range(5)], 10, "s1 caught up")
-    url = cluster.urls[0]
     restarts = [e for e in live(cluster.url)["events"] if e["kind"] == "restart"]
     assert [e["subject"] for e in restarts] == [url]
     assert "restarted without its log" in restarts[0]["text"]
