@@ -74,13 +74,19 @@ class ReplogServer(TcpWSGIServer):
     def maintenance(self, now: float) -> None:
         """waitress's own idle sweep: replaced by `sweep` (and not called by `readable` below)."""
 
-    def readable(self) -> bool:
-        """Loop thread, every iteration: whether to accept. Replaces waitress's, which stops
-        accepting at the limit (logging each time it does) until a connection closes by itself."""
+    def before_iteration(self) -> None:
+        """Loop thread, before each iteration of the loop builds its list of descriptors: close the
+        connections past their time now, never while the list is built (a descriptor closed then
+        would be handed to select() closed, which raises)."""
         now = time.time()
         if now >= self._next_sweep:
             self._next_sweep = now + self.policy.sweep_interval_s
             self.sweep(now)
+
+    def readable(self) -> bool:
+        """Loop thread, every iteration: whether to accept. Replaces waitress's, which stops
+        accepting at the limit (logging each time it does) until a connection closes by itself."""
+        now = time.time()
         if not self.accepting:
             return False
         if len(self._map) < self.adj.connection_limit:

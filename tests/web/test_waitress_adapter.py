@@ -6,6 +6,7 @@ tests say which internal moved, before a node misbehaves at its first stop.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +24,14 @@ from waitress.trigger import trigger
 
 from replog.config import ServerConfig
 from replog.web.server import HttpServer
-from replog.web.waitress_adapter import SEND_BYTES, WaitressChanged, WaitressServer, check_internals
+from replog.web.waitress_adapter import (
+    FD_SETSIZE,
+    SEND_BYTES,
+    WaitressChanged,
+    WaitressServer,
+    check_internals,
+    loop_once,
+)
 
 ANSWER = b"x" * 100
 TIMEOUT_S = 5.0
@@ -161,16 +169,47 @@ def test_a_changed_error_task_fails_at_start_naming_it(monkeypatch: pytest.Monke
         WaitressServer(small_answer, host="127.0.0.1", port=0, threads=1)
 
 
-def test_the_loop_polls_and_never_calls_select(monkeypatch: pytest.MonkeyPatch) -> None:
-    """select() cannot watch a descriptor past 1023: the loop died there. poll() has no such limit."""
+def test_each_iteration_selects_below_fd_setsize_and_polls_past_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """select() cannot watch a descriptor past 1023 (the loop died there); poll() can, but waitress's
+    poll() iteration rebuilds its poll object every time, so it is used only when needed."""
+    calls: list[str] = []
+    monkeypatch.setattr(wasyncore, "poll", lambda timeout, channels: calls.append("select"))
+    monkeypatch.setattr(wasyncore, "poll2", lambda timeout, channels: calls.append("poll"))
+    loop_once(0.0, {3: object(), FD_SETSIZE - 1: object()})
+    loop_once(0.0, {3: object(), FD_SETSIZE: object()})
+    loop_once(0.0, {})
+    assert calls == ["select", "poll", "select"]
+
+
+def test_the_loop_serves_through_poll_when_a_descriptor_is_past_1023(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real server whose map holds a descriptor >= 1024 keeps answering, never calling select()."""
 
     def no_select(*args: object) -> None:
-        raise AssertionError("select.select was called")
+        raise AssertionError("select.select was called with a descriptor past 1023")
 
-    monkeypatch.setattr(wasyncore.select, "select", no_select)
     with serving(small_answer) as server:
-        for _ in range(3):
-            assert requests.get(f"http://127.0.0.1:{server.port}/", timeout=TIMEOUT_S).content == ANSWER
+        high = os.dup2(os.open(os.devnull, os.O_RDONLY), FD_SETSIZE + 8)
+        try:
+            monkeypatch.setattr(wasyncore.select, "select", no_select)
+            server._server._map[high] = _Idle()  # a watched descriptor past FD_SETSIZE
+            for _ in range(3):
+                assert requests.get(f"http://127.0.0.1:{server.port}/", timeout=TIMEOUT_S).content == ANSWER
+        finally:
+            server._server._map.pop(high, None)
+            monkeypatch.undo()
+            os.close(high)
+
+
+class _Idle:
+    """A channel that never wants to read or write."""
+
+    accepting = False
+
+    def readable(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return False
 
 
 def test_a_loop_that_dies_is_reported_not_silent(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -180,6 +219,7 @@ def test_a_loop_that_dies_is_reported_not_silent(monkeypatch: pytest.MonkeyPatch
     def dead(timeout: float = 0.0, map: object = None) -> None:
         raise ValueError("filedescriptor out of range in select()")
 
+    monkeypatch.setattr(wasyncore, "poll", dead)
     monkeypatch.setattr(wasyncore, "poll2", dead)
     http.start()
     try:
