@@ -13,6 +13,8 @@ def test_every_line_is_a_json_object_with_time_level_node_and_event(make_cluster
     json_logs = ("--log-format=json",)
     cluster = make_cluster({"s1": json_logs, "s2": json_logs}, master_argv=json_logs).up()
     cluster.client.append("hello", 3)
+    # A w=3 ack can come before the heartbeat that turns a secondary Healthy (and logs it); wait for both.
+    cluster.wait_health(lambda h: all(s["status"] == "Healthy" for s in h["secondaries"]))
     cluster.stop()
 
     for name in cluster.nodes:
