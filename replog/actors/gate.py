@@ -8,7 +8,7 @@ entry (a full disk: `StoreFailed`). Acks, health changes and store failures arri
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +57,16 @@ class Acked:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkVerdict:
+    """A link's judgement of its secondary: whether it counts toward quorum (verified, no conflict),
+    and whether it shows this master behind (it holds our whole log and more, up to `behind`)."""
+
+    secondary: str
+    counted: bool
+    behind: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class HealthChanged:
     secondary: str
     status: Status
@@ -97,19 +107,37 @@ class QuorumGate(ReplogActor):
         self._live: dict[pykka.Future[int], tuple[int, int]] = {}  # future -> (seq, generation)
         self._drops: list[tuple[int, int]] = []  # (generation, durable_seq) of recent store failures
         self._statuses = {name: Status.UNHEALTHY for name in secondaries}
+        # Quorum counts verified links only (issue 11 C7): none is verified before its handshake.
+        self._counted = dict.fromkeys(secondaries, False)
+        self._behind: dict[str, int] = {}  # secondary -> the seq it holds past our log (issue 11 C8)
         self._view = view
         self._view.publish(self._writable())
 
+    def _counting(self) -> list[Status]:
+        """The statuses of the secondaries that may count toward quorum (the others as Unhealthy)."""
+        return [s if self._counted[name] else Status.UNHEALTHY for name, s in self._statuses.items()]
+
     def _writable(self) -> bool:
-        return is_writable(self._statuses.values(), self._tracker.node_count)
+        return not self._behind and is_writable(self._counting(), self._tracker.node_count)
+
+    def _read_only_reason(self) -> str | None:
+        if self._behind:
+            url, seq = max(self._behind.items(), key=lambda item: item[1])
+            return f"behind: {url} holds seq {seq}, this node {self._tracker.master_seq}"
+        if not is_writable(self._counting(), self._tracker.node_count):
+            figures = self._quorum_figures()
+            return (
+                f"no quorum: {figures['available']} of {figures['nodes']} nodes available and verified, "
+                f"{figures['needed']} needed"
+            )
+        return None
 
     def handle(self, message: Any) -> Any:
         match message:
             case Register(seq, w, future, generation):
                 self._register(seq, w, future, generation)
             case Cancel(future):
-                if self._live.pop(future, None) is not None:
-                    self._waiters.cancel(future)
+                self._cancel(future)
             case StoreFailed(generation, durable_seq, reason):
                 self._store_failed(generation, durable_seq, reason)
             case MasterStored(seq):
@@ -119,7 +147,9 @@ class QuorumGate(ReplogActor):
                 if self._tracker.ack(secondary, seq):
                     self._complete_satisfied()
             case HealthChanged(secondary, status):
-                self._health_changed(secondary, status)
+                self._change(lambda: self._statuses.__setitem__(secondary, status))
+            case LinkVerdict(secondary, counted, behind):
+                self._change(lambda: self._judged(secondary, counted, behind))
             case AcksFor(seq):
                 return self._tracker.acks_for(seq)
             case Snapshot():
@@ -127,6 +157,10 @@ class QuorumGate(ReplogActor):
             case _:
                 self._log.error("gate got unknown message=%r", message)
         return None
+
+    def _cancel(self, future: pykka.Future[int]) -> None:
+        if self._live.pop(future, None) is not None:
+            self._waiters.cancel(future)
 
     def _register(self, seq: int, w: int, future: pykka.Future[int], generation: int) -> None:
         if self._was_dropped(seq, generation):  # the store failure was heard before this waiter
@@ -164,9 +198,17 @@ class QuorumGate(ReplogActor):
         )
         future.set_exception((StorageUnavailable, error, None))  # pykka wants an exc_info triple
 
-    def _health_changed(self, secondary: str, status: Status) -> None:
+    def _judged(self, secondary: str, counted: bool, behind: int | None) -> None:
+        self._counted[secondary] = counted
+        if behind is None:
+            self._behind.pop(secondary, None)
+        else:
+            self._behind[secondary] = behind
+
+    def _change(self, apply: Callable[[], None]) -> None:
+        """Apply a change of health or verdict; publish and log the read-only flag if it flips."""
         was_writable = self._writable()
-        self._statuses[secondary] = status
+        apply()
         writable = self._writable()
         self._view.publish(writable)
         if writable == was_writable:
@@ -180,7 +222,8 @@ class QuorumGate(ReplogActor):
             )
         else:
             self._log.warning(
-                "quorum lost; master is read-only available=%d needed=%d",
+                "master is read-only reason=%s available=%d needed=%d",
+                self._read_only_reason(),
                 figures["available"],
                 figures["needed"],
             )
@@ -188,13 +231,14 @@ class QuorumGate(ReplogActor):
     def _quorum_figures(self) -> dict[str, int]:
         return {
             "nodes": self._tracker.node_count,
-            "available": available_nodes(self._statuses.values()),
+            "available": available_nodes(self._counting()),
             "needed": majority(self._tracker.node_count),
         }
 
     def _snapshot(self) -> dict[str, Any]:
         return {
             "read_only": not self._writable(),
+            "read_only_reason": self._read_only_reason(),
             "quorum": self._quorum_figures(),
             "stored_seq": self._tracker.master_seq,
             "waiting_writers": len(self._live),

@@ -43,6 +43,16 @@ class LogConflict(ReplogError):
     code = "log_conflict"
 
 
+class LogMismatch(ReplogError):
+    """A batch that does not attach to this node's log (Raft's consistency check failed): refused,
+    nothing changed. The body says why (`reason`: gap, epoch, content) and where the log stands
+    (`last`: {seq, epoch}; `bounds`: its newest epoch boundaries), so the master knows where to
+    try next (see `core.matching`)."""
+
+    status = 409
+    code = "log_mismatch"
+
+
 class LogIdMismatch(ReplogError):
     """A batch from another cluster's log: refused, never merged."""
 

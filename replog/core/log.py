@@ -1,21 +1,32 @@
 """The ordered, idempotent log: pure logic, no threads, no I/O, no clock.
 
 Entries 1..k (k = `contiguous_seq`) live in a `Prefix`, an append-only store that may be a list or a
-file; their epochs in an `EpochIndex`. An entry that arrives past a gap waits in `pending` (bounded
-in bytes) and is never shown or acked until the gap fills. Applying an entry twice is a no-op; the
-same seq with another epoch or another message is refused before anything changes.
+file; their epochs in an `EpochIndex`. A secondary takes a batch only if it attaches to its log
+(`core.matching`: the entry before the batch is held, same epoch and checksum), so nothing is ever
+held past a gap. Applying an entry twice is a no-op; the same seq with another epoch or another
+message is refused (409 `log_mismatch`) before anything changes.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from replog.core.entry import Entry, NewEntry, entry_bytes
-from replog.core.epochs import EpochIndex, Position
-from replog.core.errors import LogConflict, LogIdMismatch
-
-DEFAULT_PENDING_BYTES = 64 << 20
+from replog.core.entry import Entry, NewEntry
+from replog.core.epochs import BOUNDS_SENT, EpochIndex, Position
+from replog.core.errors import LogConflict, LogIdMismatch, LogMismatch
+from replog.core.matching import (
+    NOTHING,
+    BatchHead,
+    Fingerprint,
+    Mismatch,
+    Reason,
+    Refuse,
+    Verdict,
+    check_batch,
+    static_mode,
+)
 
 
 class Prefix(Protocol):
@@ -87,28 +98,14 @@ class OrderedLog:
     prefix's entries (recovery builds it from the records); the log keeps it in step on every change.
     """
 
-    def __init__(
-        self, prefix: Prefix, epochs: EpochIndex | None = None, max_pending_bytes: int = DEFAULT_PENDING_BYTES
-    ) -> None:
+    def __init__(self, prefix: Prefix, epochs: EpochIndex | None = None) -> None:
         self._prefix = prefix
         self._epochs = epochs if epochs is not None else EpochIndex()
-        self._pending: dict[int, Entry] = {}
-        self._pending_bytes = 0
-        self._max_pending_bytes = max_pending_bytes
 
     @property
     def contiguous_seq(self) -> int:
         """Highest seq such that 1..seq are all held: what a node shows and acks."""
         return len(self._prefix)
-
-    @property
-    def pending_count(self) -> int:
-        return len(self._pending)
-
-    @property
-    def pending_bytes(self) -> int:
-        """Memory held by entries past a gap (`entry_bytes` each); at most `max_pending_bytes`."""
-        return self._pending_bytes
 
     @property
     def last_epoch(self) -> int:
@@ -149,27 +146,64 @@ class OrderedLog:
                 self._epochs.note(first, epoch)
         return entries
 
-    def insert(self, entries: Iterable[Entry], now: float) -> list[Entry]:
-        """Secondary: apply a batch idempotently; return the entries that joined the prefix.
+    # --- a secondary's batches (issue 11 C7) ------------------------------------------------------
+    def fingerprint(self, seq: int) -> Fingerprint:
+        """(seq, epoch, crc) of a held entry; `NOTHING` for seq 0."""
+        return NOTHING if seq == 0 else Fingerprint.of(self._prefix.get(seq))
 
-        Checks everything first, so a refused batch changes nothing: the same seq held with another
-        epoch or content, or entries whose epochs would go down along the log, raise `LogConflict`.
-        Entries past a gap wait in `pending` while it stays under `max_pending_bytes`; those that do
-        not fit are dropped (the master resends from the acked seq)."""
-        incoming = list(entries)
-        for entry in incoming:
-            self._check_no_conflict(entry)
-        top = self.contiguous_seq
-        fresh = {e.seq: e for e in incoming if e.seq > top and e.seq not in self._pending}
-        joined: list[Entry] = []
-        next_seq = top + 1
-        while True:
-            arrived = fresh.pop(next_seq, None)
-            held = _stamped(arrived, now) if arrived is not None else self._pending.get(next_seq)
-            if held is None:
-                break
-            joined.append(held)
-            next_seq += 1
+    def check(self, head: BatchHead, entries: Sequence[Entry]) -> Verdict:
+        """The consistency check of a batch against this log (`core.matching.check_batch`); decides
+        only. ValueError if the entries do not run contiguously from head.prev_seq + 1."""
+        incoming = [Fingerprint.of(e) for e in entries]
+        return check_batch(head, incoming, self.contiguous_seq, self.fingerprint)
+
+    def mismatch(self, refusal: Refuse) -> LogMismatch:
+        """The error that refuses a batch: why, and where this log stands."""
+        where = Mismatch(
+            refusal.reason, self.contiguous_seq, self.last_epoch, tuple(self.bounds(BOUNDS_SENT))
+        )
+        return LogMismatch(refusal.detail, **where.to_wire())
+
+    def plan(self, head: BatchHead | None, entries: Sequence[Entry], now: float) -> list[Entry]:
+        """Secondary, static mode: the entries of a batch this log would append (duplicates of held
+        ones skipped, `stored_at` set to now); decides only. A batch that does not attach, or that
+        differs from what is held, raises `LogMismatch`. Without a head (a local caller that trusts
+        the batch's start) the batch attaches right after the entry before its first."""
+        if head is None:
+            if not entries:
+                return []
+            prev = entries[0].seq - 1
+            if prev > self.contiguous_seq:
+                detail = f"seq {entries[0].seq} is past this log's last seq {self.contiguous_seq} + 1"
+                raise self.mismatch(Refuse(Reason.GAP, detail))
+            head = BatchHead.after(self.fingerprint(prev), self.last_epoch)
+        verdict = static_mode(self.check(head, entries), self.fingerprint)
+        if isinstance(verdict, Refuse):
+            raise self.mismatch(verdict)
+        return [_stamped(e, now) for e in entries[verdict.skip :]]
+
+    def attach(self, head: BatchHead | None, entries: Sequence[Entry], now: float) -> list[Entry]:
+        """`plan` and `extend`: apply a batch; return the entries that joined the log. Held
+        duplicates are skipped; a refused batch changes nothing."""
+        return self.extend(self.plan(head, entries, now))
+
+    def insert(self, entries: Iterable[Entry], now: float) -> list[Entry]:
+        """`attach` without a head: for local callers (tests, tools) that trust the batch's start.
+        Entries past a gap are refused (`LogMismatch`, reason gap), never held."""
+        return self.attach(None, list(entries), now)
+
+    def learn(self, entries: Sequence[Entry]) -> list[Entry]:
+        """A master that restarted behind its secondaries takes the entries it lost from one of them
+        (issue 11 C8), as they are: seq, epoch, stored_at, kind and key. They must follow this log."""
+        if entries and entries[0].seq != self.contiguous_seq + 1:
+            raise ValueError(f"learned entries start at seq {entries[0].seq}, not {self.contiguous_seq + 1}")
+        if any(b.seq != a.seq + 1 for a, b in itertools.pairwise(entries)):
+            raise ValueError("learned entries must have contiguous seqs")
+        return self.extend(list(entries))
+
+    def extend(self, joined: list[Entry]) -> list[Entry]:
+        """Append entries that follow the log (from `plan`, or learned); their epochs must not go
+        down along it (`LogConflict`, nothing changed)."""
         last = self._epochs.last_epoch
         changes: list[tuple[int, int]] = []  # (seq, epoch) where the epoch changes: the index's news
         for entry in joined:
@@ -184,43 +218,15 @@ class OrderedLog:
         if joined:
             self._prefix.extend(joined)  # first: a failed write changes nothing else
             self._epochs.note_all(changes)
-        for entry in joined:
-            if self._pending.pop(entry.seq, None) is not None:
-                self._pending_bytes -= entry_bytes(entry)
-        for entry in fresh.values():
-            size = entry_bytes(entry)
-            if self._pending_bytes + size <= self._max_pending_bytes:
-                self._pending[entry.seq] = _stamped(entry, now)
-                self._pending_bytes += size
         return joined
 
-    def _check_no_conflict(self, entry: Entry) -> None:
-        if entry.seq <= self.contiguous_seq:
-            held = self._prefix.get(entry.seq)
-        elif entry.seq in self._pending:
-            held = self._pending[entry.seq]
-        else:
-            return
-        if held.epoch != entry.epoch:
-            raise LogConflict(
-                f"seq {entry.seq} is held from epoch {held.epoch}, this one is from epoch {entry.epoch}",
-                seq=entry.seq,
-            )
-        if (held.message, held.kind, held.key) != (entry.message, entry.kind, entry.key):
-            raise LogConflict(
-                f"seq {entry.seq} is already held with another message; refusing to overwrite",
-                seq=entry.seq,
-            )
-
     def truncate_after(self, seq: int) -> None:
-        """Forget every entry after seq, and everything held past a gap. The caller saved them first."""
+        """Forget every entry after seq. The caller saved them first."""
         if seq < 0:
             raise ValueError(f"cannot truncate after seq {seq}")
         if seq < self.contiguous_seq:
             self._prefix.truncate(seq)
             self._epochs.truncate_after(seq)
-        self._pending.clear()
-        self._pending_bytes = 0
 
     def read(self, from_seq: int, max_count: int, max_bytes: int = 1 << 62) -> list[Entry]:
         """Visible entries from from_seq on, at most max_count and about max_bytes."""

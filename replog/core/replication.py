@@ -1,26 +1,42 @@
 """One secondary link's replication state machine: pure, and the only place the link decides anything.
 
-The link actor feeds it events (an answer, a failure, a timer, a health change, a probe) and then asks
-`decide(stored_seq)` what to do: `Send` a batch, `Wait` (start one timer), or stay `Idle`. The actor
-only carries the decision out. At most one batch is in flight, always starting right after the
-secondary's acked seq, so entries arrive in order and a lost answer only causes a resend that the
-secondary deduplicates. While the secondary's acked seq is unknown (at start, or after a send got no
-answer, when it may have restarted), the next batch is an empty handshake that returns it, so a
-restarted secondary is sent only what it lacks.
+The link actor feeds it events (an answer, a refusal, a failure, a timer, a health change, a probe)
+and then asks `decide(stored_seq)` what to do: `Send` a batch, `Wait` (start one timer), or stay
+`Idle`. The actor only carries the decision out. At most one batch is in flight, always starting
+right after the secondary's verified seq, so entries arrive in order and a lost answer only causes a
+resend that the secondary deduplicates.
+
+**The master never counts an ack it cannot verify** (issue 11 C7). Every batch carries the entry
+before it (`core.matching`), so an accepted batch proves the secondary's log equals ours up to the
+batch's last seq: `acked_seq`, the only figure the quorum gate hears, is capped there (at prev_seq
+for an empty handshake). What the secondary *says* it holds (`reported_seq`, from answers and
+heartbeat probes) is only a hint for where the next handshake starts. While the verified seq is
+uncertain (at start, after a send got no answer, or when a probe says otherwise) the next batch is an
+empty handshake at the best guess; a refusal (`refused`) picks the next guess with
+`core.matching.next_candidate` (one round trip per epoch boundary, at most MAX_SEARCH_ROUNDS).
+
+Two states need the operator or the master itself (`counted` False, shown in /health):
+- **conflict**: the logs disagree (a "content" refusal, a search that finds no match point). The
+  link backs off at the full cap and checks again, so it clears by itself once the node is fixed.
+- **behind** (issue 11 C8): the secondary verifiably holds our whole log and more. The master must
+  learn the missing entries from it before it takes writes; until then the link sends nothing.
 
 Transitions (an event not legal in the current phase raises `IllegalStep` and changes nothing):
 
 | phase       | event                                 | next phase  | what follows                          |
 | ----------- | ------------------------------------- | ----------- | ------------------------------------- |
-| IDLE        | decide, acked < stored                | SENDING     | `Send(acked + 1, handshake)`          |
+| IDLE        | decide, not known                     | SENDING     | `Send(guess + 1, handshake)`          |
+| IDLE        | decide, known, acked < stored         | SENDING     | `Send(acked + 1)`                     |
 | SENDING     | dispatched(last) (the batch is read)  | SENDING     | counts entries sent a second time     |
 | SENDING     | read_failed(error), before dispatched | BACKING_OFF | `Wait` at the next decide             |
 | SENDING     | broken(error), before dispatched      | BROKEN      | `Idle` for good (the node stops)      |
-| SENDING     | sent(acked), after dispatched         | IDLE        | report the acked seq to the gate      |
+| SENDING     | sent(acked), after dispatched         | IDLE        | report the verified seq to the gate   |
+| SENDING     | refused(mismatch), after dispatched   | IDLE        | handshake at the next candidate       |
+| SENDING     | refused(...) with no candidate left   | BACKING_OFF | conflict; `Wait` the full cap         |
 | SENDING     | failed(...), after dispatched         | BACKING_OFF | `Wait` at the next decide             |
 | BACKING_OFF | retry_due(current generation)         | IDLE        | send again if there is anything       |
 | BACKING_OFF | node_status(HEALTHY)                  | IDLE        | the pending timer is now stale        |
-| not SENDING | probed(acked), asked after last news  | unchanged   | adopt it; report it if it changed     |
+| not SENDING | probed(seq), asked after last news    | unchanged   | a hint; lowers acked if it is below   |
 
 `retry_due` of an older generation is a stale timer and is ignored; `node_status` and `probed` are
 legal everywhere (a probe is ignored while a batch is in flight, since its answer will tell).
@@ -38,7 +54,9 @@ import random
 from dataclasses import dataclass, field
 
 from replog.core.backoff import BackoffPolicy, delay
+from replog.core.epochs import EpochIndex
 from replog.core.health import Status
+from replog.core.matching import MAX_SEARCH_ROUNDS, Mismatch, next_candidate
 
 
 class IllegalStep(Exception):
@@ -81,8 +99,14 @@ Decision = Send | Wait | Idle
 class LinkState:
     policy: BackoffPolicy = field(compare=False)
     rng: random.Random = field(compare=False, repr=False)  # the only source of jitter
-    acked_seq: int = 0
-    known: bool = False  # whether acked_seq is what the secondary last told us
+    acked_seq: int = 0  # verified: the secondary holds our log up to here (the gate counts it)
+    known: bool = False  # whether acked_seq is verified by the last answer, with nothing since to doubt it
+    reported_seq: int | None = None  # what the secondary last said it holds: a hint, never counted
+    guess: int | None = None  # prev_seq of the next handshake, picked by a refusal
+    rounds: int = 0  # refusals in a row in the current search for the match point
+    verified: bool = False  # a batch was accepted, and no conflict since
+    conflict: str | None = None  # why our logs disagree, until an answer says they agree again
+    behind: int | None = None  # the secondary verifiably holds our whole log, up to this seq
     phase: Phase = Phase.IDLE
     attempt: int = 0  # consecutive failed attempts
     last_error: str | None = None  # the latest failure, kept until a batch is answered
@@ -94,6 +118,7 @@ class LinkState:
     log_accepted: bool = False  # a batch with our log id was accepted, and nothing since says otherwise
     batch_from: int | None = None  # first seq of the batch in flight, from decide until its outcome
     batch_to: int | None = None  # its last seq, once dispatched (first - 1 for a handshake)
+    handshake: bool = False  # whether the batch in flight is an empty handshake
     pending_wait: Wait | None = None  # the wait the next decide hands out
 
     @property
@@ -101,36 +126,83 @@ class LinkState:
         """Whether a wake-up can make a difference: read from other threads (see the module doc)."""
         return self.phase is Phase.IDLE
 
+    @property
+    def counted(self) -> bool:
+        """Whether this secondary counts toward quorum: verified, and not in conflict."""
+        return self.verified and self.conflict is None
+
     # decisions ----------------------------------------------------------------------------------------
     def decide(self, stored_seq: int) -> Decision:
         """What the link does next, given the master's stored seq read *after* the last event."""
         if self.pending_wait is not None:
             wait, self.pending_wait = self.pending_wait, None
             return wait
-        if self.phase is Phase.IDLE and self.acked_seq < stored_seq:
+        if self.phase is not Phase.IDLE:
+            return IDLE
+        claimed = self.reported_seq if self.reported_seq is not None else 0
+        verified_to_our_end = self.known and self.acked_seq >= stored_seq
+        self.behind = claimed if verified_to_our_end and claimed > stored_seq else None
+        if self.behind is not None:
+            return IDLE  # it holds all we have and more: we learn from it, never overwrite it
+        if not self.known:
+            hint = self.guess if self.guess is not None else self.reported_seq
+            prev = stored_seq if hint is None else min(hint, stored_seq)
+            self.phase, self.batch_from, self.batch_to, self.handshake = Phase.SENDING, prev + 1, None, True
+            return Send(prev + 1, handshake=True)
+        if self.acked_seq < stored_seq:
             self.phase, self.batch_from, self.batch_to = Phase.SENDING, self.acked_seq + 1, None
-            return Send(self.acked_seq + 1, handshake=not self.known)
+            self.handshake = False
+            return Send(self.acked_seq + 1, handshake=False)
         return IDLE
 
     # events -------------------------------------------------------------------------------------------
     def dispatched(self, last_seq: int) -> None:
         """The batch decided by `Send` was read (it ends at last_seq) and goes to the sender now."""
         first = self._require_batch("dispatched", dispatched=False)
-        if (last_seq != first - 1) if not self.known else (last_seq < first):
-            raise IllegalStep(f"a batch from {first} cannot end at {last_seq} (handshake: {not self.known})")
+        if (last_seq != first - 1) if self.handshake else (last_seq < first):
+            raise IllegalStep(f"a batch from {first} cannot end at {last_seq} (handshake: {self.handshake})")
         self.batch_to = last_seq
-        self.resent += max(0, min(last_seq, self.highest_sent) - first + 1)
-        self.highest_sent = max(self.highest_sent, last_seq)
+        if not self.handshake:  # a handshake carries no entries
+            self.resent += max(0, min(last_seq, self.highest_sent) - first + 1)
+            self.highest_sent = max(self.highest_sent, last_seq)
 
     def sent(self, acked_seq: int, answered_at: int = 0) -> int:
-        """The secondary answered; its acked seq may be lower than we thought (it lost its log).
-        Returns the acked seq to report to the quorum gate."""
+        """The secondary accepted the batch (it passed the consistency check) and holds up to
+        acked_seq. Only what the batch proved counts: acked_seq capped at its last seq. Returns the
+        verified seq to report to the quorum gate."""
         self._require_batch("sent", dispatched=True)
+        assert self.batch_to is not None  # dispatched
         self.fresh_after = max(self.fresh_after, answered_at)
-        self.acked_seq, self.known, self.log_accepted = acked_seq, True, True
+        self.acked_seq = min(acked_seq, self.batch_to)
+        self.reported_seq, self.known, self.log_accepted, self.verified = acked_seq, True, True, True
+        self.guess, self.rounds, self.conflict = None, 0, None
         self.phase, self.batch_from, self.batch_to = Phase.IDLE, None, None
         self.attempt, self.last_error = 0, None
-        return acked_seq
+        return self.acked_seq
+
+    def refused(
+        self, refusal: Mismatch, ours: EpochIndex, ours_last: int, answered_at: int = 0
+    ) -> int | None:
+        """The secondary refused the batch: it does not attach to its log (`core.matching`). Search
+        on from a lower candidate, or, if there is none, call it a conflict (not counted; back off at
+        the full cap, then check again). `ours`/`ours_last`: the master's epoch boundaries and last
+        seq. Returns the verified seq to report if it went down."""
+        first = self._require_batch("refused", dispatched=True)
+        candidate = next_candidate(refusal, first - 1, ours, ours_last)
+        if isinstance(candidate, int) and self.rounds + 1 > MAX_SEARCH_ROUNDS:
+            candidate = f"no match point found in {MAX_SEARCH_ROUNDS} round trips"
+        self.fresh_after = max(self.fresh_after, answered_at)
+        self.reported_seq, self.known = refusal.last_seq, False
+        before = self.acked_seq
+        if isinstance(candidate, str):
+            self.conflict, self.verified, self.acked_seq = candidate, False, 0
+            self.guess, self.rounds = None, 0
+            self._back_off(f"log conflict: {candidate}", full_cap=True)
+        else:
+            self.acked_seq = min(self.acked_seq, candidate)
+            self.guess, self.rounds = candidate, self.rounds + 1
+            self.phase, self.batch_from, self.batch_to = Phase.IDLE, None, None
+        return self.acked_seq if self.acked_seq != before else None
 
     def failed(self, error: str, *, answered: bool, refused: bool = False, failed_at: int = 0) -> None:
         """The batch in flight failed. `answered` False (no HTTP answer) means the node may have
@@ -175,15 +247,21 @@ class LinkState:
         return False
 
     def probed(self, acked_seq: int, asked_at: int) -> int | None:
-        """Adopt the acked seq a heartbeat saw, unless a batch is in flight (it will answer) or the
-        probe was asked before the last batch was answered or failed unanswered: the node may have
-        read its seq before storing that batch, and adopting it would resend what it holds. A lost
-        log still shows in the next probe. Returns the acked seq to report if it changed."""
+        """A heartbeat saw the secondary's acked seq: a hint, never counted. Ignored while a batch is
+        in flight (it will answer) or if the probe was asked before the last batch was answered or
+        failed unanswered (the node may have read its seq before storing that batch). A seq other
+        than the verified one makes the next batch a handshake there; one below the verified seq
+        (the node lost entries) lowers it at once. Returns the verified seq to report if it changed."""
         if self.phase in (Phase.SENDING, Phase.BROKEN) or asked_at < self.fresh_after:
             return None
-        changed = acked_seq != self.acked_seq
-        self.acked_seq, self.known = acked_seq, True
-        return acked_seq if changed else None
+        self.reported_seq = acked_seq
+        if acked_seq == self.acked_seq:
+            return None
+        self.known, self.guess = False, None
+        if acked_seq < self.acked_seq:
+            self.acked_seq = acked_seq
+            return acked_seq
+        return None
 
     # helpers ------------------------------------------------------------------------------------------
     def _require_batch(self, event: str, *, dispatched: bool) -> int:

@@ -10,11 +10,12 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from typing import Any
 
 from replog.core.entry import Entry as Entry  # noqa: PLC0414 -- re-exported: it lived here first
 from replog.core.errors import BadRequest, MessageTooLarge
+from replog.core.matching import BatchHead
 from replog.core.quorum import majority
 
 MAX_BULK_MESSAGES = 10_000
@@ -39,9 +40,11 @@ class AppendRequest:
 
 @dataclass(frozen=True, slots=True)
 class ReplicateRequest:
-    """A batch from the master: entries in seq order, tagged with the master's log id."""
+    """A batch from the master: entries running contiguously from head.prev_seq + 1, tagged with the
+    master's log id, and the consistency check's fields (`core.matching.BatchHead`)."""
 
     log_id: str
+    head: BatchHead
     entries: tuple[Entry, ...]
 
 
@@ -179,9 +182,7 @@ def parse_append(
             raise BadRequest("'messages' must be a non-empty list of strings")
         if len(raw) > MAX_BULK_MESSAGES:
             raise BadRequest(f"'messages' holds {len(raw)} items; at most {MAX_BULK_MESSAGES}")
-        messages = tuple(
-            _check_message(m, f"messages[{i}]", max_message_bytes) for i, m in enumerate(raw)
-        )
+        messages = tuple(_check_message(m, f"messages[{i}]", max_message_bytes) for i, m in enumerate(raw))
         bulk = True
     elif singles:
         messages = (_check_message(body[singles[0]], singles[0], max_message_bytes),)
@@ -198,23 +199,91 @@ def _positive_int(value: object, field: str) -> int:
     return value
 
 
+def _natural(value: object, field: str, limit: int = 1 << 62) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+        raise BadRequest(f"'{field}' must be an integer 0..{limit}, got {value!r}")
+    return value
+
+
+_HEAD_FIELDS = ("epoch", "prev_seq", "prev_epoch", "prev_crc")
+
+
+def _parse_head(body: Mapping[str, Any]) -> BatchHead:
+    missing = [f for f in _HEAD_FIELDS if f not in body]
+    if missing:
+        raise BadRequest(
+            f"batch lacks {', '.join(missing)}: it comes from an older replog master; every node of a "
+            "cluster must run the same version (mixed versions are not supported)"
+        )
+    head = BatchHead(
+        _positive_int(body["epoch"], "epoch"),
+        _natural(body["prev_seq"], "prev_seq"),
+        _natural(body["prev_epoch"], "prev_epoch"),
+        _natural(body["prev_crc"], "prev_crc", 0xFFFFFFFF),
+    )
+    if head.prev_epoch > head.epoch or (head.prev_seq == 0) != (head.prev_epoch == 0):
+        raise BadRequest(
+            f"prev_epoch {head.prev_epoch} does not fit prev_seq {head.prev_seq} and epoch {head.epoch}"
+        )
+    if head.prev_seq == 0 and head.prev_crc != 0:
+        raise BadRequest("prev_crc must be 0 when prev_seq is 0")
+    return head
+
+
+def _entry_epochs(raw: object, first: int, count: int, epoch: int) -> list[int]:
+    """The compact form's `epochs`: [[epoch, first_seq], ...] where the batch's entries change epoch
+    (absent: all in the sender's epoch). Both rise; the first run starts at first_seq; no epoch
+    passes the sender's."""
+    if raw is None:
+        return [epoch] * count
+    if not isinstance(raw, list) or not 0 < len(raw) <= count:
+        raise BadRequest("'epochs' must be a non-empty list of [epoch, first_seq], at most one per entry")
+    runs: list[tuple[int, int]] = []
+    for pair in raw:
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise BadRequest("each of 'epochs' must be [epoch, first_seq]")
+        runs.append((_positive_int(pair[0], "epochs[][0]"), _positive_int(pair[1], "epochs[][1]")))
+    starts_ok = runs[0][1] == first and runs[-1][1] < first + count
+    rising = all(a[0] < b[0] and a[1] < b[1] for a, b in pairwise(runs))
+    if not (starts_ok and rising and runs[-1][0] <= epoch):
+        raise BadRequest("'epochs' must start at first_seq, rise within the batch and not pass its epoch")
+    ends = [run_first for _, run_first in runs[1:]] + [first + count]
+    return [
+        run_epoch
+        for (run_epoch, run_first), end in zip(runs, ends, strict=True)
+        for _ in range(end - run_first)
+    ]
+
+
 def parse_replicate(body: Mapping[str, Any]) -> ReplicateRequest:
     """Validate a `POST /replicate` batch, in either of its two forms.
 
-    Compact (what the master sends): `{"log_id", "first_seq", "messages": [str, ...]}`, a contiguous
-    run, which costs a fraction of the JSON work. General: `{"log_id", "entries": [{"seq",
-    "message"}, ...]}` in strictly increasing seq order.
+    Both carry the consistency check's fields: `epoch` (the sender's), `prev_seq`, `prev_epoch` and
+    `prev_crc` (the entry just before the batch; 0, 0, 0 for a batch from seq 1). Compact (what the
+    master sends, kept a dict so fields can be added): `{"log_id", "first_seq" (= prev_seq + 1),
+    "messages": [str, ...], "epochs"?}`, which costs a fraction of the JSON work; its entries are
+    in the sender's epoch unless `epochs` lists where they change. General: `{"log_id", "entries":
+    [{"seq", "message", "epoch"?}, ...]}`, seqs running contiguously from prev_seq + 1.
     """
     log_id = body.get("log_id")
     if not isinstance(log_id, str) or not log_id:
         raise BadRequest("'log_id' must be a non-empty string")
+    head = _parse_head(body)
     if "messages" in body:
         first = _positive_int(body.get("first_seq"), "first_seq")
+        if first != head.prev_seq + 1:
+            raise BadRequest(f"first_seq {first} must be prev_seq + 1 ({head.prev_seq + 1})")
         messages = body["messages"]
         if not isinstance(messages, list):
             raise BadRequest("'messages' must be a list")
+        epochs = _entry_epochs(body.get("epochs"), first, len(messages), head.epoch) if messages else []
         return ReplicateRequest(
-            log_id, tuple(Entry(first + i, _check_message(m, "messages[]")) for i, m in enumerate(messages))
+            log_id,
+            head,
+            tuple(
+                Entry(first + i, _check_message(m, "messages[]"), 0.0, epochs[i])
+                for i, m in enumerate(messages)
+            ),
         )
     raw = body.get("entries")
     if not isinstance(raw, list):
@@ -224,13 +293,29 @@ def parse_replicate(body: Mapping[str, Any]) -> ReplicateRequest:
         if not isinstance(item, dict):
             raise BadRequest("each entry must be an object {seq, message}")
         seq = _positive_int(item.get("seq"), "seq")
-        if entries and seq <= entries[-1].seq:
-            raise BadRequest("entries must be in strictly increasing seq order")
-        entries.append(Entry(seq, _check_message(item.get("message"), "message")))
-    return ReplicateRequest(log_id, tuple(entries))
+        if seq != head.prev_seq + 1 + len(entries):
+            raise BadRequest(f"entries must run contiguously from prev_seq + 1 ({head.prev_seq + 1})")
+        epoch = _positive_int(item.get("epoch", head.epoch), "epoch")
+        if epoch > head.epoch or (entries and epoch < entries[-1].epoch):
+            raise BadRequest("entry epochs must not go down nor pass the batch's epoch")
+        entries.append(Entry(seq, _check_message(item.get("message"), "message"), 0.0, epoch))
+    return ReplicateRequest(log_id, head, tuple(entries))
 
 
-def encode_batch(log_id: str, first_seq: int, entries: Sequence[Entry]) -> bytes:
-    """The compact form of a contiguous batch starting at first_seq (empty: a handshake)."""
-    assert not entries or entries[0].seq == first_seq, "a batch starts at first_seq"
-    return encode({"log_id": log_id, "first_seq": first_seq, "messages": [e.message for e in entries]})
+def encode_batch(log_id: str, head: BatchHead, entries: Sequence[Entry]) -> bytes:
+    """The compact form of a contiguous batch after head.prev_seq (empty: a handshake)."""
+    first_seq = head.prev_seq + 1
+    assert not entries or entries[0].seq == first_seq, "a batch starts right after prev_seq"
+    body: dict[str, Any] = {
+        "log_id": log_id,
+        "epoch": head.epoch,
+        "prev_seq": head.prev_seq,
+        "prev_epoch": head.prev_epoch,
+        "prev_crc": head.prev_crc,
+        "first_seq": first_seq,
+        "messages": [e.message for e in entries],
+    }
+    if entries and (entries[0].epoch != head.epoch or entries[-1].epoch != head.epoch):
+        runs = [[e.epoch, e.seq] for i, e in enumerate(entries) if i == 0 or e.epoch != entries[i - 1].epoch]
+        body["epochs"] = runs
+    return encode(body)

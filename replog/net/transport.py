@@ -14,16 +14,21 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from replog.core.matching import Mismatch
+
 SECRET_HEADER = "X-Replog-Secret"
 
 
 class TransportError(Exception):
     """A call failed. `answered`: the node sent an HTTP answer (it is up, the same process).
-    `refused`: a 4xx; the secondary will never accept this batch as is."""
+    `refused`: a 4xx; the secondary will never accept this batch as is. `mismatch`: the refusal was a
+    409 `log_mismatch` (the batch does not attach to its log), with where its log stands."""
 
-    def __init__(self, detail: str, *, answered: bool = False, refused: bool = False) -> None:
+    def __init__(
+        self, detail: str, *, answered: bool = False, refused: bool = False, mismatch: Mismatch | None = None
+    ) -> None:
         super().__init__(detail)
-        self.answered, self.refused = answered, refused
+        self.answered, self.refused, self.mismatch = answered, refused, mismatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +142,8 @@ class HttpPeer:
             return int(answer["acked_seq"])
         detail = f"HTTP {status}: {answer.get('error', '')} {answer.get('detail', '')}".strip()
         # 5xx and anything unexpected are retried; a 4xx means this batch will never be accepted.
-        raise TransportError(detail, answered=True, refused=400 <= status < 500)
+        mismatch = Mismatch.from_wire(answer) if status == 409 else None
+        raise TransportError(detail, answered=True, refused=400 <= status < 500, mismatch=mismatch)
 
     def probe(self) -> ProbeResult:
         status, answer = self._probe.request("GET", "/health", None, self._headers)

@@ -20,13 +20,15 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from replog.core.entry import Entry, NewEntry
 from replog.core.epochs import Position, Vote
 from replog.core.errors import ShuttingDown, StorageUnavailable, WritesInFlight
 from replog.core.fsync import FsyncPolicy as FsyncPolicy  # noqa: PLC0414 -- re-exported for callers
-from replog.core.log import DEFAULT_PENDING_BYTES, OrderedLog, check_log_id
+from replog.core.log import OrderedLog, check_log_id
+from replog.core.matching import BatchHead
 from replog.core.records import CorruptLog as CorruptLog  # noqa: PLC0414 -- re-exported
 from replog.storage.commit import GroupCommit
 from replog.storage.datadir import DataDirInUseError as DataDirInUseError  # noqa: PLC0414 -- re-exported
@@ -44,6 +46,15 @@ SyncFd = Callable[[int], None]
 DEFAULT_SYNC: SyncFd = getattr(os, "fdatasync", os.fsync)  # an append's size change is data: enough
 DEFAULT_CACHE_BYTES = 16 << 20  # as StorageConfig.cache_bytes: why there
 ROLLBACK_PAGE = 10_000  # entries read and saved at a time when truncating a long suffix
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """A write done under the store lock: the seq to wait for, in which generation, or its failure."""
+
+    target: int
+    generation: int
+    failed: tuple[StorageUnavailable, StorageStatus] | None
 
 
 class DiskStore:
@@ -68,6 +79,7 @@ class DiskStore:
         self._failure = StorageFailure(prefix.path, retry_after_s=retry_s)
         self._lock_fd = lock_fd
         self._retry_s = retry_s
+        self._fsync = fsync
         self._clock = clock
         self._sync_fd = sync_fd
         self._lock = threading.Lock()  # the store lock
@@ -92,13 +104,12 @@ class DiskStore:
         clock: Callable[[], float] = time.time,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         retry_s: float = 1.0,
-        pending_bytes: int = DEFAULT_PENDING_BYTES,
         sync_fd: SyncFd = DEFAULT_SYNC,
     ) -> DiskStore:
         """Open (recovering) or create the log in data_dir. new_log_id names a new master's log only.
 
-        `cache_bytes` bounds the cache of recent entries, `pending_bytes` the entries a secondary
-        holds past a gap; `retry_s` is how often a failed store checks whether the disk works again."""
+        `cache_bytes` bounds the cache of recent entries; `retry_s` is how often a failed store
+        checks whether the disk works again."""
         if not data_dir.is_dir():
             data_dir.mkdir(parents=True)
             fsync_dir(data_dir.parent)
@@ -108,7 +119,7 @@ class DiskStore:
         except BaseException:
             os.close(lock_fd)
             raise
-        ordered = OrderedLog(opened.prefix, opened.epochs, max_pending_bytes=pending_bytes)
+        ordered = OrderedLog(opened.prefix, opened.epochs)
         store = cls(
             data_dir, opened.prefix, ordered, opened.meta, lock_fd, fsync=fsync,
             fsync_interval_s=fsync_interval_s, retry_s=retry_s, clock=clock, sync_fd=sync_fd,
@@ -153,8 +164,8 @@ class DiskStore:
 
     @property
     def cached_bytes(self) -> int:
-        """Memory held by recent entries in the cache, plus entries held past a gap."""
-        return self._prefix.cached_bytes + self._log.pending_bytes
+        """Memory held by recent entries in the cache."""
+        return self._prefix.cached_bytes
 
     def status(self) -> StorageStatus:
         reason = self._failure.reason
@@ -221,26 +232,52 @@ class DiskStore:
         self._tell_status(status)
         raise error
 
-    def apply(self, log_id: str, entries: Sequence[Entry]) -> int:
-        """Secondary: adopt/check log_id, write what became contiguous, return the stored seq."""
+    def apply(self, log_id: str, entries: Sequence[Entry], head: BatchHead | None = None) -> int:
+        """Secondary: check log_id and the batch's attachment (`core.matching`), write what is new,
+        adopt log_id once the batch is accepted, return the stored seq once durable."""
         with self._lock:
             self._check_writable()
-            if check_log_id(self._meta.meta.log_id, log_id):
-                self._adopt(log_id)
-            generation = self._generation
-            failed: tuple[StorageUnavailable, StorageStatus] | None = None
+            adopt = check_log_id(self._meta.meta.log_id, log_id)
+            new = self._log.plan(head, entries, self._clock())  # a refusal changes nothing
+            if adopt:
+                self._adopt(log_id)  # named durably before its first entry is written
+            written = self._write_locked(lambda: self._log.extend(new))
+        return self._wait_written(written)
+
+    def learn(self, entries: Sequence[Entry]) -> int:
+        """Master behind its secondaries: append entries learned from a peer as they are, fsynced
+        (explicitly, under INTERVAL and NEVER too) before returning the stored seq."""
+        with self._lock:
+            self._check_writable()
+            written = self._write_locked(lambda: self._log.learn(entries))
+        stored = self._wait_written(written)
+        if self._fsync is not FsyncPolicy.ALWAYS and entries:
             try:
-                joined = self._log.insert(entries, self._clock())
-            except OSError as exc:  # a write under INTERVAL or NEVER (ALWAYS defers it)
-                failed = self._fail_locked(f"writing {self._prefix.path} failed: {exc}")
-            else:
-                if joined:
-                    self._commit.wrote(self._log.contiguous_seq)
-            target = self._log.contiguous_seq
-        if failed is not None:
-            self._tell_status(failed[1])
-            raise failed[0]
-        return self._commit.wait_stored(target, lambda: self._generation != generation, self._prefix.path)
+                self._sync_fd(self._prefix.fd)
+            except OSError as exc:
+                self._fail(f"fsync of {self._prefix.path} failed: {exc}", verify=True)
+                raise self._failure.error(f"fsync of learned entries failed: {exc}") from exc
+        return stored
+
+    def _write_locked(self, write: Callable[[], list[Entry]]) -> _Written:
+        """Holding the store lock: run one write of the log; a refusal (raised by `write`) changes
+        nothing. Returns what `_wait_written` needs, to wait outside the lock."""
+        generation = self._generation
+        try:
+            joined = write()
+        except OSError as exc:  # a write under INTERVAL or NEVER (ALWAYS defers it)
+            return _Written(0, generation, self._fail_locked(f"writing {self._prefix.path} failed: {exc}"))
+        if joined:
+            self._commit.wrote(self._log.contiguous_seq)
+        return _Written(self._log.contiguous_seq, generation, None)
+
+    def _wait_written(self, written: _Written) -> int:
+        """Outside the store lock: report a failed write, or wait until the write is stored."""
+        if written.failed is not None:
+            self._tell_status(written.failed[1])
+            raise written.failed[0]
+        dropped = lambda: self._generation != written.generation  # noqa: E731 -- a one-line predicate
+        return self._commit.wait_stored(written.target, dropped, self._prefix.path)
 
     def truncate_after(self, seq: int, reason: str) -> int:
         """Remove the entries after seq: saved to rollback.jsonl and fsynced first, then the log is

@@ -23,6 +23,7 @@ from replog.core.entry import Entry, NewEntry
 from replog.core.epochs import Position, Vote, next_term
 from replog.core.errors import StorageUnavailable
 from replog.core.log import MemoryPrefix, OrderedLog, check_log_id
+from replog.core.matching import BatchHead
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,16 @@ class Store(Protocol):
         store is still in that generation, so the caller knows its entries' generation exactly."""
         ...
 
-    def apply(self, log_id: str, entries: Sequence[Entry]) -> int:
-        """Secondary: apply a batch idempotently; return the stored seq once durable."""
+    def apply(self, log_id: str, entries: Sequence[Entry], head: BatchHead | None = None) -> int:
+        """Secondary: apply a batch that attaches after `head` (see `core.matching`), idempotently;
+        return the stored seq once durable. Without a head (a local caller) the batch attaches right
+        after the entry before its first. Refused with `LogMismatch`, changing nothing, otherwise."""
+        ...
+
+    def learn(self, entries: Sequence[Entry]) -> int:
+        """Master behind its secondaries (issue 11 C8): append entries learned from a peer as they
+        are (seq, epoch, stored_at, kind, key), right after the log's end; fsynced under every
+        policy before returning the stored seq."""
         ...
 
     def truncate_after(self, seq: int, reason: str) -> int:
@@ -192,12 +201,21 @@ class MemoryStore:
             self._listener(entries[-1].seq)
         return entries
 
-    def apply(self, log_id: str, entries: Sequence[Entry]) -> int:
+    def apply(self, log_id: str, entries: Sequence[Entry], head: BatchHead | None = None) -> int:
         with self._lock:
-            if check_log_id(self._log_id, log_id):
+            adopt = check_log_id(self._log_id, log_id)
+            self._log.attach(head, entries, self._clock())
+            if adopt:
                 self._log_id = log_id
-            self._log.insert(entries, self._clock())
             return self._log.contiguous_seq
+
+    def learn(self, entries: Sequence[Entry]) -> int:
+        with self._lock:
+            joined = self._log.learn(entries)
+            seq = self._log.contiguous_seq
+        if self._listener is not None and joined:
+            self._listener(seq)
+        return seq
 
     def truncate_after(self, seq: int, reason: str) -> int:
         with self._lock:

@@ -1,8 +1,11 @@
 """The secondary's HTTP API: apply batches from the master, read, health, fault injection.
 
-`POST /replicate` applies a batch idempotently and answers at once with the contiguous acked seq; it
-never waits for a gap to fill. Fault injection is part of the node: a delay before applying a batch
-and a random 500 after applying it (so the master resends and dedup is exercised).
+`POST /replicate` applies a batch idempotently and answers at once with the acked seq. A batch must
+attach to the log (the entry before it held with the same epoch and checksum, `core.matching`);
+otherwise it is refused with 409 `log_mismatch`, which says why and where the log stands, and
+nothing changes. Nothing is ever held past a gap. Fault injection is part of the node: a delay
+before applying a batch and a random 500 after applying it (so the master resends and dedup is
+exercised).
 """
 
 from __future__ import annotations
@@ -131,7 +134,7 @@ def secondary_app(
         if delay_s > 0:
             stopping.wait(delay_s)  # injected delay; ends early only on shutdown
         before = store.stored_seq
-        acked = store.apply(batch.log_id, batch.entries)
+        acked = store.apply(batch.log_id, batch.entries, batch.head)  # 409 log_mismatch: nothing changed
         duplicates = sum(1 for e in batch.entries if e.seq <= before)
         stats.count(len(batch.entries), duplicates, bottle.request.environ.get("REMOTE_ADDR", ""))
         if batch.entries:

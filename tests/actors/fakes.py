@@ -9,7 +9,9 @@ from typing import Any
 
 import pykka
 
-from replog.core.wire import Entry, parse_replicate
+from replog.core.errors import LogMismatch
+from replog.core.matching import Mismatch
+from replog.core.wire import parse_replicate
 from replog.net.transport import ProbeResult, TransportError
 from replog.storage.store import MemoryStore
 
@@ -86,7 +88,12 @@ class FakeTransport:
             if failure is not None:
                 raise failure
             batch = parse_replicate(decoded)
-            return store.apply(batch.log_id, [Entry(e.seq, e.message) for e in batch.entries])
+            try:
+                return store.apply(batch.log_id, batch.entries, batch.head)
+            except LogMismatch as exc:  # as HttpPeer reads a 409 log_mismatch
+                raise TransportError(
+                    str(exc), answered=True, refused=True, mismatch=Mismatch.from_wire(exc.body())
+                ) from None
         finally:
             with self._lock:
                 self.in_flight -= 1

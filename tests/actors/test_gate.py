@@ -13,6 +13,7 @@ from replog.actors.gate import (
     AcksFor,
     Cancel,
     HealthChanged,
+    LinkVerdict,
     MasterStored,
     QuorumGate,
     QuorumView,
@@ -143,9 +144,15 @@ def test_cancelled_waiter_is_never_completed(gate: pykka.ActorRef[Any]) -> None:
     assert future.completions == 0
 
 
+def verified(gate: pykka.ActorRef[Any], *names: str) -> None:
+    for name in names:
+        gate.tell(LinkVerdict(name, True, None))
+
+
 def test_read_only_follows_health_and_is_published(gate: pykka.ActorRef[Any], view: QuorumView) -> None:
     assert view.read_only  # every secondary starts Unhealthy: 1 of 3 nodes
     assert sync(gate)["read_only"] is True
+    verified(gate, "a", "b")
     gate.tell(HealthChanged("a", Status.HEALTHY))
     snapshot = sync(gate)
     assert snapshot["read_only"] is False
@@ -164,10 +171,43 @@ def test_read_only_follows_health_and_is_published(gate: pykka.ActorRef[Any], vi
 
 def test_four_nodes_need_three(view: QuorumView) -> None:
     gate = QuorumGate.start("m", ["a", "b", "c"], view)
+    verified(gate, "a", "b", "c")
     gate.tell(HealthChanged("a", Status.HEALTHY))
     assert sync(gate)["read_only"] is True
     gate.tell(HealthChanged("c", Status.SUSPECTED))
     assert sync(gate)["read_only"] is False
+    assert not view.read_only
+
+
+def test_only_verified_links_count_toward_quorum(gate: pykka.ActorRef[Any], view: QuorumView) -> None:
+    """Issue 11 C7: a healthy secondary counts only once its link verified its log (a handshake)."""
+    gate.tell(HealthChanged("a", Status.HEALTHY))
+    gate.tell(HealthChanged("b", Status.HEALTHY))
+    snapshot = sync(gate)
+    assert snapshot["read_only"] is True
+    assert snapshot["read_only_reason"] == "no quorum: 1 of 3 nodes available and verified, 2 needed"
+    verified(gate, "a")
+    assert sync(gate)["read_only"] is False
+    gate.tell(LinkVerdict("a", False, None))  # a conflict
+    assert sync(gate)["read_only"] is True and view.read_only
+
+
+def test_a_master_behind_a_secondary_is_read_only_until_it_caught_up(
+    gate: pykka.ActorRef[Any], view: QuorumView
+) -> None:
+    """Issue 11 C8."""
+    verified(gate, "a", "b")
+    gate.tell(HealthChanged("a", Status.HEALTHY))
+    gate.tell(HealthChanged("b", Status.HEALTHY))
+    gate.tell(MasterStored(4))
+    gate.tell(LinkVerdict("b", True, 9))
+    snapshot = sync(gate)
+    assert snapshot["read_only"] is True
+    assert snapshot["read_only_reason"] == "behind: b holds seq 9, this node 4"
+    assert view.read_only
+    gate.tell(MasterStored(9))
+    gate.tell(LinkVerdict("b", True, None))
+    assert sync(gate)["read_only_reason"] is None
     assert not view.read_only
 
 

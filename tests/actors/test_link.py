@@ -57,7 +57,8 @@ class Harness:
         """Store the first messages and wait until the handshake and their batch are acked."""
         self.store.append(messages)
         wait_for(lambda: self.acks() == [0, len(messages)])
-        assert self.transport.batches() == [[], list(range(1, len(messages) + 1))]
+        # A handshake at our last seq, refused as a gap; one at its last seq (0); then the batch.
+        assert self.transport.batches() == [[], [], list(range(1, len(messages) + 1))]
 
 
 @pytest.fixture
@@ -83,10 +84,12 @@ def test_first_contact_is_an_empty_handshake_then_one_batch(start_link: Callable
     wait_for(lambda: h.acks() == [0, 3])
     h.store.append(["d", "e"])
     wait_for(lambda: h.acks() == [0, 3, 5])
-    assert h.transport.batches() == [[], [1, 2, 3], [4, 5]]
+    assert h.transport.batches() == [[], [], [1, 2, 3], [4, 5]]
+    assert [b["prev_seq"] for b in h.transport.bodies] == [3, 0, 0, 3], "our last seq, then its last"
     assert h.transport.messages() == ["a", "b", "c", "d", "e"]
     assert all(b["log_id"] == "log-1" for b in h.transport.bodies)
-    assert h.describe() == {"acked_seq": 5, "replication": "idle", "attempt": 0, "last_error": None,
+    assert h.describe() == {"acked_seq": 5, "reported_seq": 5, "counted": True, "conflict": None,
+                            "behind": None, "replication": "idle", "attempt": 0, "last_error": None,
                             "resent_entries": 0, "log_id": "log-1"}
 
 
@@ -95,15 +98,15 @@ def test_handshake_with_a_secondary_that_holds_a_prefix_sends_only_the_rest(
     h = start_link()
     h.store.append(["a", "b", "c"])
     h.transport.store.apply("log-1", h.store.read(1, 2))  # it held 1..2 from an earlier run
-    wait_for(lambda: h.acks() == [2, 3])
-    assert h.transport.batches() == [[], [3]]
+    wait_for(lambda: h.acks() == [0, 2, 3])
+    assert h.transport.batches() == [[], [], [3]]
 
 
 def test_batches_are_capped_in_count(start_link: Callable[..., Harness], wait_for: WaitFor) -> None:
     h = start_link(batch_max_entries=2)
     h.store.append(["a", "b", "c", "d", "e"])
     wait_for(lambda: h.transport.store.stored_seq == 5)
-    assert h.transport.batches() == [[], [1, 2], [3, 4], [5]]
+    assert h.transport.batches() == [[], [], [1, 2], [3, 4], [5]]
 
 
 def test_one_batch_in_flight_at_a_time(start_link: Callable[..., Harness], wait_for: WaitFor) -> None:
@@ -116,10 +119,10 @@ def test_one_batch_in_flight_at_a_time(start_link: Callable[..., Harness], wait_
         h.store.append([message])
         h.link.tell(Wake())
     assert h.describe()["replication"] == "sending"  # every wake above is handled by now
-    assert h.transport.batches()[2:] == [[2]]
+    assert h.transport.batches()[3:] == [[2]]
     h.transport.release()
     wait_for(lambda: h.acks()[-1:] == [5])
-    assert h.transport.batches()[2:] == [[2], [3, 4, 5]]
+    assert h.transport.batches()[3:] == [[2], [3, 4, 5]]
     assert h.transport.max_in_flight == 1
 
 
@@ -132,8 +135,8 @@ def test_retries_the_same_batch_after_answered_failures_with_backoff(
     h.transport.fail(2, answered=True)  # e.g. HTTP 500 after applying
     h.store.append(["b", "c"])
     wait_for(lambda: h.acks()[-1:] == [3])
-    assert h.transport.batches()[2:] == [[2, 3]] * 3
-    gaps = [later - earlier for earlier, later in itertools.pairwise(h.transport.call_times[2:])]
+    assert h.transport.batches()[3:] == [[2, 3]] * 3
+    gaps = [later - earlier for earlier, later in itertools.pairwise(h.transport.call_times[3:])]
     assert all(gap >= backoff.base_s / 2 for gap in gaps), gaps  # never an immediate retry
     assert h.describe()["attempt"] == 0
     assert h.describe()["resent_entries"] == 4
@@ -145,8 +148,8 @@ def test_unanswered_failure_handshakes_again_before_resending(start_link: Callab
     h.connect(wait_for, ["a"])
     h.transport.fail(1, answered=False, detail="ConnectionRefusedError")  # it may have restarted
     h.store.append(["b"])
-    wait_for(lambda: h.acks()[-1:] == [2] and len(h.transport.bodies) == 5)
-    assert h.transport.batches()[2:] == [[2], [], [2]]
+    wait_for(lambda: h.acks()[-1:] == [2] and len(h.transport.bodies) == 6)
+    assert h.transport.batches()[3:] == [[2], [], [2]]
 
 
 def test_failure_state_is_described(start_link: Callable[..., Harness], wait_for: WaitFor) -> None:
@@ -168,10 +171,10 @@ def test_healthy_again_retries_at_once(start_link: Callable[..., Harness], wait_
     wait_for(lambda: h.describe()["replication"] == "backing_off")
     h.link.tell(NodeStatus(Status.SUSPECTED))  # not a reason to retry
     assert h.describe()["replication"] == "backing_off"
-    assert len(h.transport.bodies) == 3
+    assert len(h.transport.bodies) == 4
     h.link.tell(NodeStatus(Status.HEALTHY))
     wait_for(lambda: h.acks()[-1:] == [2], timeout_s=3.0)
-    assert h.transport.batches()[2:] == [[2], [2]]
+    assert h.transport.batches()[3:] == [[2], [2]]
 
 
 def test_resends_from_a_lower_acked_seq_when_the_secondary_lost_its_log(
@@ -180,8 +183,8 @@ def test_resends_from_a_lower_acked_seq_when_the_secondary_lost_its_log(
     h.connect(wait_for, ["a", "b", "c"])
     h.transport.lose_log()
     h.store.append(["d"])
-    wait_for(lambda: h.acks() == [0, 3, 0, 4])  # it answered 0 for seq 4, then got 1..4
-    assert h.transport.batches()[2:] == [[4], [1, 2, 3, 4]]
+    wait_for(lambda: h.acks() == [0, 3, 0, 4])  # it refused seq 4 as a gap, then got 1..4
+    assert h.transport.batches()[3:] == [[4], [], [1, 2, 3, 4]]
     assert h.transport.messages() == ["a", "b", "c", "d"]
     assert h.describe()["resent_entries"] == 4
 
@@ -194,7 +197,7 @@ def test_restarted_secondary_gets_the_whole_log_after_a_handshake(start_link: Ca
     h.transport.fail(1, answered=False, detail="ConnectionRefusedError")
     h.store.append(["c"])
     wait_for(lambda: h.acks()[-1:] == [3])
-    assert h.transport.batches()[2:] == [[3], [], [1, 2, 3]]
+    assert h.transport.batches()[3:] == [[3], [], [], [1, 2, 3]]  # at its last seq 2: a gap; at 0
     assert h.transport.messages() == ["a", "b", "c"]
 
 
@@ -205,7 +208,7 @@ def test_probe_showing_a_lost_log_triggers_a_resend(start_link: Callable[..., Ha
     h.transport.lose_log()
     h.link.tell(Probed(0, event_stamp()))
     wait_for(lambda: h.acks() == [0, 2, 0, 2])
-    assert h.transport.batches()[2:] == [[1, 2]]
+    assert h.transport.batches()[3:] == [[], [1, 2]]  # verified at 0 first
     assert h.transport.messages() == ["a", "b"]
 
 
@@ -219,7 +222,7 @@ def test_probe_asked_before_the_last_answer_does_not_undo_it(start_link: Callabl
     assert h.acks() == [0, 2] and h.describe()["resent_entries"] == 0
     h.store.append(["c"])
     wait_for(lambda: h.acks()[-1:] == [3])
-    assert h.transport.batches()[2:] == [[3]]
+    assert h.transport.batches()[3:] == [[3]]
 
 
 def test_probe_asked_before_an_unanswered_send_does_not_skip_the_handshake(
@@ -233,7 +236,7 @@ def test_probe_asked_before_an_unanswered_send_does_not_skip_the_handshake(
     h.link.tell(Probed(1, asked_at))  # old news: the link must still ask where the node is
     h.link.tell(NodeStatus(Status.HEALTHY))  # ends the 30 s backoff at once
     wait_for(lambda: h.acks()[-1:] == [2])
-    assert h.transport.batches()[2:] == [[2], [], [2]]
+    assert h.transport.batches()[3:] == [[2], [], [2]]
 
 
 def test_probe_during_a_send_is_ignored(start_link: Callable[..., Harness], wait_for: WaitFor) -> None:
@@ -246,7 +249,7 @@ def test_probe_during_a_send_is_ignored(start_link: Callable[..., Harness], wait
     assert h.describe()["replication"] == "sending"
     h.transport.release()
     wait_for(lambda: h.acks()[-1:] == [2])
-    assert h.transport.batches()[2:] == [[2]]
+    assert h.transport.batches()[3:] == [[2]]
     assert h.acks() == [0, 1, 2]
 
 
@@ -258,18 +261,20 @@ def test_refused_batch_backs_off_the_full_cap(start_link: Callable[..., Harness]
     h.transport.fail(1, refused=True, detail="HTTP 409: log_conflict")
     h.store.append(["b"])
     wait_for(lambda: h.acks()[-1:] == [2])
-    assert h.transport.batches()[2:] == [[2], [2]]
-    first, second = h.transport.call_times[2:]
+    assert h.transport.batches()[3:] == [[2], [2]]
+    first, second = h.transport.call_times[3:]
     assert second - first >= backoff.cap_s / 2  # a 4xx is not retried at the base delay
     assert h.describe()["last_error"] is None
 
 
-def test_nothing_is_sent_while_nothing_is_stored(start_link: Callable[..., Harness]) -> None:
+def test_with_nothing_stored_one_handshake_verifies_the_secondary(
+        start_link: Callable[..., Harness], wait_for: WaitFor) -> None:
     h = start_link()
     h.link.tell(Wake())
+    wait_for(lambda: h.describe()["counted"])
     h.link.tell(NodeStatus(Status.HEALTHY))
     assert h.describe()["replication"] == "idle"
-    assert h.transport.bodies == []
+    assert h.transport.batches() == [[]]
 
 
 def test_stop_closes_the_transport(start_link: Callable[..., Harness]) -> None:
@@ -299,7 +304,7 @@ def test_wake_signal_sends_one_wake_at_a_time_and_none_unless_the_link_is_idle()
     assert isinstance(state.decide(1), Send)  # the state's own phase is the only in-flight flag
     wake()
     assert len(ref.told) == 1  # the answer to the batch in flight makes the link look again
-    state.dispatched(0)
+    state.dispatched(1)
     state.failed("refused", answered=False)
     wake()
     assert len(ref.told) == 1  # nor while a retry is pending: the retry looks again
@@ -332,7 +337,7 @@ def test_entries_stored_while_a_batch_is_in_flight_go_out_when_it_is_answered(
     wait_for(lambda: h.acks()[-1:] == [4])
     h.store.append(["e"])  # the link is idle again, so this one wakes it
     wait_for(lambda: h.acks()[-1:] == [5])
-    assert h.transport.batches()[2:] == [[2], [3, 4], [5]]
+    assert h.transport.batches()[3:] == [[2], [3, 4], [5]]
 
 
 def test_the_last_failure_stays_visible_while_the_link_keeps_failing(start_link: Callable[..., Harness],
@@ -382,7 +387,7 @@ def test_a_failure_to_read_the_store_is_reported_and_retried(start_link: Callabl
     wait_for(lambda: h.describe()["replication"] == "backing_off")
     state = h.describe()
     assert state["attempt"] == 1 and "disk hiccup" in state["last_error"]
-    assert h.transport.bodies == [] and h.fatal == []
+    assert h.transport.batches() == [[]] and h.fatal == []  # a handshake at 0 reads nothing
     store.heal()
     h.link.tell(NodeStatus(Status.HEALTHY))  # ends the 30 s backoff at once
     wait_for(lambda: h.acks()[-1:] == [1])
@@ -407,4 +412,4 @@ def test_a_fatal_store_failure_is_escalated_and_stops_the_link(start_link: Calla
     h.link.tell(Wake())
     h.link.tell(NodeStatus(Status.HEALTHY))
     assert h.describe()["replication"] == "broken"
-    assert store.reads == 1 and h.transport.bodies == [] and len(h.fatal) == 1
+    assert store.reads == 1 and h.transport.batches() == [[]] and len(h.fatal) == 1

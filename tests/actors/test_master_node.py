@@ -47,8 +47,9 @@ def test_health_shows_the_log_id_a_secondary_adopted_after_its_last_probe(
     node, fakes = start_master()
     node.monitor.tell(Tick())  # both secondaries answer: empty, no log id yet
     wait_for(lambda: [s["status"] for s in secondaries(node)] == ["Healthy", "Healthy"])
-    assert [s["log_id"] for s in secondaries(node)] == [None, None]
-    node.store.append(["a"])  # the first batch carries the log id; each secondary adopts it
+    # The handshake that verifies each (even with nothing stored) carries the log id: adopted.
+    wait_for(lambda: [s["log_id"] for s in secondaries(node)] == ["log-m", "log-m"])
+    node.store.append(["a"])
     wait_for(lambda: [s["acked_seq"] for s in secondaries(node)] == [1, 1])
     assert [f.store.log_id for f in fakes.values()] == ["log-m", "log-m"]
     assert [s["log_id"] for s in secondaries(node)] == ["log-m", "log-m"]  # no probe since

@@ -176,7 +176,8 @@ def test_the_secret_can_come_from_a_file_and_never_shows_in_ps(tmp_path: Path, h
     try:
         poll_until(ReplogClient(url, request_timeout_s=1).health, 20)
         assert b"s3cret" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes()
-        batch = {"log_id": "L", "first_seq": 1, "messages": ["m"]}
+        batch = {"log_id": "L", "epoch": 1, "prev_seq": 0, "prev_epoch": 0, "prev_crc": 0, "first_seq": 1,
+                 "messages": ["m"]}
         assert requests.post(url + "/replicate", json=batch, timeout=5).status_code == 403
         wrong = requests.post(url + "/replicate", json=batch, headers={SECRET_HEADER: "nope"}, timeout=5)
         assert wrong.status_code == 403

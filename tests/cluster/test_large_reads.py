@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from replog.client import poll_until
+from replog.core.matching import crc_of
 from replog.testing.cluster import NodeProcess, NodeSpec, Role, free_port
 from replog.testing.hostile import health_within, peak_rss_bytes, reset_peak_rss, rss_bytes
 
@@ -36,15 +37,13 @@ def loaded(tmp_path: Path) -> Iterator[NodeProcess]:
     try:
         poll_until(lambda: health_within(node.url, 1.0) is not None, 30, 0.05, "s1 answers")
         with requests.Session() as session:
+            previous_crc = 0
             for batch in range(BATCHES):
                 first = batch * PER_BATCH + 1
-                body = {
-                    "log_id": "L",
-                    "first_seq": first,
-                    "messages": [
-                        f"{seq:09d}".ljust(MESSAGE_BYTES, "m") for seq in range(first, first + PER_BATCH)
-                    ],
-                }
+                messages = [f"{seq:09d}".ljust(MESSAGE_BYTES, "m") for seq in range(first, first + PER_BATCH)]
+                prev = {"prev_seq": first - 1, "prev_epoch": min(first - 1, 1), "prev_crc": previous_crc}
+                body = {"log_id": "L", "epoch": 1, **prev, "first_seq": first, "messages": messages}
+                previous_crc = crc_of(messages[-1])
                 answer = session.post(node.url + "/replicate", data=json.dumps(body), timeout=120)
                 assert answer.status_code == 200 and answer.json()["acked_seq"] == first + PER_BATCH - 1
         # A fresh process on the durable log: the heap that loading left behind would hide the read's.

@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replog.core import records
-from replog.core.errors import LogConflict, LogIdMismatch, ShuttingDown
+from replog.core.errors import LogIdMismatch, LogMismatch, ShuttingDown
+from replog.core.matching import BatchHead, crc_of
 from replog.core.wire import Entry
 from replog.storage.disk import CorruptLog, DataDirInUseError, DiskStore, FsyncPolicy, StorageError
 from replog.storage.failure import StorageFailure
@@ -184,12 +185,13 @@ def test_a_permanent_failure_is_never_cleared() -> None:
 def test_apply_is_idempotent_and_writes_only_contiguous_entries(open_store: Opener) -> None:
     store = open_store(cache_bytes=0)  # duplicates are checked against records read back from disk
     assert store.apply("L1", entries(1, 2)) == 2
-    assert store.apply("L1", entries(4, 6)) == 2, "entries past a gap are never acked"
-    assert store.apply("L1", entries(1, 2) + entries(5, 5)) == 2
+    with pytest.raises(LogMismatch, match="past this log's last seq 2"):
+        store.apply("L1", entries(4, 6))  # entries past a gap are refused, never held
+    assert store.apply("L1", entries(1, 2)) == 2
     assert log_path(store).stat().st_size == len(records.encode_batch(entries(1, 2))[0])
-    with pytest.raises(LogConflict):
+    with pytest.raises(LogMismatch, match="other content"):
         store.apply("L1", [Entry(2, "other")])
-    assert store.apply("L1", entries(3, 3)) == 6
+    assert store.apply("L1", entries(2, 6)) == 6
     assert messages(store) == [f"m{s}" for s in range(1, 7)]
     store.close()
     assert messages(open_store()) == [f"m{s}" for s in range(1, 7)]
@@ -387,16 +389,23 @@ def test_contract_master_append_and_read(make_store: MakeStore) -> None:
 def test_contract_secondary_apply(make_store: MakeStore) -> None:
     store = make_store(None)
     assert store.log_id is None
-    assert store.apply("L1", entries(2, 3)) == 0
+    with pytest.raises(LogMismatch):
+        store.apply("L1", entries(2, 3))
+    assert store.log_id is None, "a refused batch names nothing"
     assert store.read(1, 10) == []
-    assert store.apply("L1", entries(1, 1)) == 3
+    assert store.apply("L1", entries(1, 1)) == 1
     assert store.apply("L1", entries(1, 3)) == 3
     assert store.log_id == "L1"
     with pytest.raises(LogIdMismatch):
         store.apply("L2", entries(4, 4))
-    with pytest.raises(LogConflict):
+    with pytest.raises(LogMismatch):
         store.apply("L1", [Entry(3, "different")])
-    assert [e.message for e in store.read(1, 10)] == ["m1", "m2", "m3"]
+    head = BatchHead(1, 3, 1, crc_of("m3"))
+    assert store.apply("L1", entries(4, 4), head) == 4
+    with pytest.raises(LogMismatch) as caught:
+        store.apply("L1", entries(5, 5), BatchHead(1, 4, 1, crc_of("other")))
+    assert caught.value.extra["reason"] == "content"
+    assert [e.message for e in store.read(1, 10)] == ["m1", "m2", "m3", "m4"]
     assert all(e.stored_at == 42.0 for e in store.read(1, 10))
 
 
@@ -438,13 +447,16 @@ def test_any_delivery_order_survives_a_restart_as_the_same_prefix(
         store = DiskStore.open(Path(tmp), fsync=FsyncPolicy.NEVER)
         try:
             for i, seqs in enumerate(batches):
-                if i == restart_after:  # pending entries past a gap are lost here; the master resends
+                if i == restart_after:
                     store.close()
                     store = DiskStore.open(Path(tmp), fsync=FsyncPolicy.NEVER)
-                batch = [Entry(s, f"m{s}") for s in sorted(set(seqs))]
-                acked = store.apply("L1", batch)
+                batch = [Entry(s, f"m{s}") for s in range(min(seqs, default=1), max(seqs, default=0) + 1)]
+                try:
+                    acked = store.apply("L1", batch)
+                except LogMismatch:  # past a gap: refused, nothing held
+                    acked = store.stored_seq
                 assert messages(store) == [f"m{s}" for s in range(1, acked + 1)]
-            held = set().union(*batches) if batches else set()
+            held = {s for seqs in batches for s in range(min(seqs, default=1), max(seqs, default=0) + 1)}
             assert store.stored_seq <= len(held)
         finally:
             store.close()

@@ -96,8 +96,9 @@ def test_a_higher_epoch_in_an_answer_ends_the_candidacy() -> None:
     assert (a.role, a.epoch, a.voted_for) == (Role.SECONDARY, 4, None)
 
 
-def grant(voter: Election, now: float, epoch: int, candidate: str, last: Position,
-          mine: Position = EMPTY) -> tuple[VoteAnswer, list[object]]:
+def grant(
+    voter: Election, now: float, epoch: int, candidate: str, last: Position, mine: Position = EMPTY
+) -> tuple[VoteAnswer, list[object]]:
     answer, effects = voter.vote_requested(now, RNG, epoch, candidate, last, mine)
     return answer, list(effects)
 
@@ -237,8 +238,12 @@ class Simulation:
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(ACTIONS), st.integers(0, 2), st.floats(0.0, 1.0)),
-                min_size=20, max_size=150), st.integers(0, 2**32))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(ACTIONS), st.integers(0, 2), st.floats(0.0, 1.0)), min_size=20, max_size=150
+    ),
+    st.integers(0, 2**32),
+)
 def test_never_two_masters_in_one_epoch(steps: list[tuple[str, int, float]], seed: int) -> None:
     """Nodes stand, vote and hear masters in any order, with messages delayed or lost; whatever
     happens, at most one node ever wins a given epoch."""

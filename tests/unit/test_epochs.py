@@ -94,10 +94,14 @@ def test_match_point_with_only_the_newest_boundaries_gives_a_candidate_below_the
 epochs_list = st.lists(st.integers(1, 4), max_size=30).map(sorted)
 
 
-@given(common=epochs_list, ours_tail=st.lists(st.integers(0, 3), max_size=10),
-       theirs_tail=st.lists(st.integers(0, 3), max_size=10))
-def test_match_point_finds_the_true_common_prefix(common: list[int], ours_tail: list[int],
-                                                  theirs_tail: list[int]) -> None:
+@given(
+    common=epochs_list,
+    ours_tail=st.lists(st.integers(0, 3), max_size=10),
+    theirs_tail=st.lists(st.integers(0, 3), max_size=10),
+)
+def test_match_point_finds_the_true_common_prefix(
+    common: list[int], ours_tail: list[int], theirs_tail: list[int]
+) -> None:
     """Two logs that share a prefix and then went separate ways in separate epochs (as two masters
     of different epochs would write them) agree exactly up to the end of the shared prefix."""
     base = common[-1] if common else 1

@@ -34,8 +34,12 @@ def test_free_ports_differ_and_logs_are_optional(tmp_path: Path) -> None:
     cluster = LocalCluster(tmp_path, secondaries=("a", "b", "c"))
     ports = [n.spec.port for n in cluster.nodes.values()]
     assert len(set(ports)) == 4 and 0 not in ports
-    assert cluster.master.spec.argv().count("--secondaries=" + ",".join(
-        n.url for n in cluster.secondaries.values())) == 1
+    assert (
+        cluster.master.spec.argv().count(
+            "--secondaries=" + ",".join(n.url for n in cluster.secondaries.values())
+        )
+        == 1
+    )
     with pytest.raises(ValueError, match="no log files"):
         cluster.log_path("a")
 

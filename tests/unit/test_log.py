@@ -1,4 +1,4 @@
-"""The ordered, idempotent log: order, dedup, gaps, conflicts, log ids."""
+"""The ordered, idempotent log: order, dedup, refused gaps, conflicts, log ids, learned entries."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replog.core.entry import Kind, NewEntry, entry_bytes
+from replog.core.entry import Kind, NewEntry
 from replog.core.epochs import Position
-from replog.core.errors import LogConflict, LogIdMismatch
+from replog.core.errors import LogConflict, LogIdMismatch, LogMismatch
 from replog.core.log import MemoryPrefix, OrderedLog, cap_bytes, check_log_id
 from replog.core.wire import Entry
 
@@ -48,55 +48,47 @@ def test_insert_is_idempotent() -> None:
     log.insert(entries(1, 2), now=0.0)
     assert log.insert(entries(1, 2), now=1.0) == []
     assert log.insert(entries(2), now=1.0) == []
-    assert messages(log) == ["m1", "m2"]
-    assert log.pending_count == 0
-
-
-def test_gap_hides_later_entries_until_filled() -> None:
-    log = fresh()
-    log.insert(entries(1, 3, 4), now=0.0)
-    assert log.contiguous_seq == 1
-    assert messages(log) == ["m1"]
-    assert log.read(3, 10) == []
-    assert log.pending_count == 2
-    joined = log.insert(entries(2), now=0.0)
-    assert [e.seq for e in joined] == [2, 3, 4]
-    assert log.contiguous_seq == 4
-    assert messages(log) == ["m1", "m2", "m3", "m4"]
-    assert log.pending_count == 0
-
-
-def test_gap_at_seq_one_hides_everything() -> None:
-    log = fresh()
-    log.insert(entries(2, 3), now=0.0)
-    assert log.contiguous_seq == 0
-    assert messages(log) == []
-    assert log.read(2, 10) == []
-
-
-def test_duplicate_of_pending_entry_is_a_no_op() -> None:
-    log = fresh()
-    log.insert(entries(3), now=0.0)
-    log.insert(entries(3), now=0.0)
-    assert log.pending_count == 1
-    log.insert(entries(1, 2), now=0.0)
+    assert log.insert(entries(2, 3), now=1.0) == [Entry(3, "m3", 1.0)], "the held part is skipped"
     assert messages(log) == ["m1", "m2", "m3"]
 
 
-@pytest.mark.parametrize("clash_seq", [1, 3])  # one in the prefix, one pending past the gap
+def test_entries_past_a_gap_are_refused_not_held() -> None:
+    log = fresh()
+    log.insert(entries(1), now=0.0)
+    with pytest.raises(LogMismatch) as caught:
+        log.insert(entries(3, 4), now=0.0)
+    assert caught.value.status == 409
+    assert caught.value.extra == {"reason": "gap", "last": {"seq": 1, "epoch": 1}, "bounds": [[1, 1]]}
+    assert (log.contiguous_seq, messages(log)) == (1, ["m1"])
+
+
+def test_gap_at_seq_one_is_refused() -> None:
+    log = fresh()
+    with pytest.raises(LogMismatch, match="past this log's last seq 0"):
+        log.insert(entries(2, 3), now=0.0)
+    assert log.contiguous_seq == 0
+
+
+def test_an_empty_batch_changes_nothing() -> None:
+    log = fresh()
+    assert log.insert([], now=0.0) == []
+    assert log.contiguous_seq == 0
+
+
+@pytest.mark.parametrize("clash_seq", [1, 3])  # the first entry or one inside the held part
 def test_conflict_raises_and_leaves_state_unchanged(clash_seq: int) -> None:
     log = fresh()
-    log.insert(entries(1, 3), now=0.0)
-    before = (log.contiguous_seq, log.pending_count, messages(log))
-    batch = [Entry(2, "m2"), Entry(clash_seq, "other"), Entry(4, "m4")]
-    with pytest.raises(LogConflict) as caught:
+    log.insert(entries(1, 2, 3), now=0.0)
+    before = (log.contiguous_seq, messages(log))
+    batch = [Entry(s, "other" if s == clash_seq else f"m{s}") for s in range(1, 5)]
+    with pytest.raises(LogMismatch, match=f"seq {clash_seq} is held") as caught:
         log.insert(batch, now=0.0)
-    assert caught.value.extra["seq"] == clash_seq
+    assert caught.value.extra["reason"] == "content"
     assert caught.value.status == 409
     # Nothing from the refused batch was applied, not even the entries before the clash.
-    assert (log.contiguous_seq, log.pending_count, messages(log)) == before
-    log.insert(entries(2), now=0.0)
-    assert messages(log) == ["m1", "m2", "m3"]
+    assert (log.contiguous_seq, messages(log)) == before
+    log.insert(entries(3, 4), now=0.0)
+    assert messages(log) == ["m1", "m2", "m3", "m4"]
 
 
 def test_log_id_is_to_be_adopted_on_first_contact_only() -> None:
@@ -135,23 +127,22 @@ def test_read_caps_bytes_but_returns_at_least_one_entry() -> None:
     data=st.data(),
 )
 def test_any_delivery_order_with_duplicates_gives_the_same_prefix(count: int, data: st.DataObject) -> None:
-    """Deliver a set of entries in any order, in batches, with repeats: the visible log is a prefix
-    of the master's, and it is the whole log once every entry arrived at least once."""
+    """Deliver runs of the master's entries in any order, with repeats: the visible log is always a
+    prefix of the master's; a run that does not attach is refused and changes nothing."""
     master = [Entry(s, f"msg-{s}") for s in range(1, count + 1)]
-    deliveries = data.draw(st.lists(st.sampled_from(master), max_size=40) if master else st.just([]))
-    deliveries = deliveries + data.draw(st.permutations(master))  # everything arrives at least once
-    cuts = sorted(data.draw(st.sets(st.integers(0, len(deliveries)), max_size=8)))
+    runs = st.tuples(st.integers(1, max(count, 1)), st.integers(0, 4))
+    deliveries = data.draw(st.lists(runs, max_size=30)) if master else []
     log = fresh()
-    start = 0
-    for cut in [*cuts, len(deliveries)]:
-        batch = sorted(set(deliveries[start:cut]), key=lambda e: e.seq)
-        log.insert(batch, now=0.0)
+    for first, length in [*deliveries, (1, count)]:
+        batch = master[first - 1 : first - 1 + length]
+        try:
+            log.insert(batch, now=0.0)
+        except LogMismatch as exc:
+            assert exc.extra["reason"] == "gap" and first > log.contiguous_seq + 1
         shown = messages(log)
         assert shown == [e.message for e in master[: len(shown)]]
         assert log.contiguous_seq == len(shown)
-        start = cut
     assert messages(log) == [e.message for e in master]
-    assert log.pending_count == 0
 
 
 # --- epochs, kinds and keys -------------------------------------------------------------------------
@@ -193,23 +184,24 @@ def test_new_entries_are_checked() -> None:
     assert NewEntry("m", key="é" * 64).key == "é" * 64
 
 
-@pytest.mark.parametrize("clash_seq", [1, 3])  # one in the prefix, one pending past the gap
+@pytest.mark.parametrize("clash_seq", [1, 2])
 def test_the_same_seq_from_another_epoch_is_not_a_duplicate(clash_seq: int) -> None:
     log = fresh()
-    log.insert([Entry(1, "m1", epoch=2), Entry(3, "m3", epoch=2)], now=0.0)
-    before = (log.contiguous_seq, log.pending_count, log.bounds(), messages(log))
-    with pytest.raises(LogConflict, match="from epoch 2, this one is from epoch 5") as caught:
-        log.insert([Entry(2, "m2", epoch=2), Entry(clash_seq, f"m{clash_seq}", epoch=5)], now=0.0)
-    assert caught.value.extra["seq"] == clash_seq
-    assert (log.contiguous_seq, log.pending_count, log.bounds(), messages(log)) == before
+    log.insert([Entry(1, "m1", epoch=2), Entry(2, "m2", epoch=2)], now=0.0)
+    before = (log.contiguous_seq, log.bounds(), messages(log))
+    batch = [Entry(s, f"m{s}", epoch=5 if s == clash_seq else 2) for s in range(clash_seq, 4)]
+    with pytest.raises(LogMismatch, match=rf"seq {clash_seq} is held \(epoch 2\) with other content"):
+        log.insert(batch, now=0.0)
+    assert (log.contiguous_seq, log.bounds(), messages(log)) == before
     assert log.insert([Entry(1, "m1", epoch=2)], now=0.0) == [], "same seq, epoch and message: a duplicate"
 
 
-def test_same_seq_and_epoch_with_another_key_is_a_conflict() -> None:
+def test_a_duplicate_is_recognised_by_seq_epoch_and_checksum() -> None:
+    """The compact batch carries no keys: a held entry with a key is the same entry."""
     log = fresh()
     log.insert([Entry(1, "m1", key="a")], now=0.0)
-    with pytest.raises(LogConflict):
-        log.insert([Entry(1, "m1", key="b")], now=0.0)
+    assert log.insert([Entry(1, "m1")], now=0.0) == []
+    assert log.read(1, 1)[0].key == "a"
 
 
 def test_a_batch_whose_epochs_go_down_changes_nothing() -> None:
@@ -222,25 +214,26 @@ def test_a_batch_whose_epochs_go_down_changes_nothing() -> None:
 
 def test_insert_keeps_the_epoch_index_and_the_entry_whole() -> None:
     log = fresh()
-    log.insert([Entry(3, "c", 9.0, 4, Kind.MESSAGE, "k3")], now=5.0)  # waits past the gap
-    joined = log.insert([Entry(1, "a", epoch=2), Entry(2, "", epoch=4, kind=Kind.EPOCH_START)], now=6.0)
+    batch = [
+        Entry(1, "a", epoch=2),
+        Entry(2, "", epoch=4, kind=Kind.EPOCH_START),
+        Entry(3, "c", 9.0, 4, Kind.MESSAGE, "k3"),
+    ]
+    joined = log.insert(batch, now=6.0)
     assert joined == [
         Entry(1, "a", 6.0, 2),
         Entry(2, "", 6.0, 4, Kind.EPOCH_START),
-        Entry(3, "c", 5.0, 4, Kind.MESSAGE, "k3"),  # stored_at: when it arrived here
+        Entry(3, "c", 6.0, 4, Kind.MESSAGE, "k3"),  # stored_at: when it arrived here
     ]
     assert log.bounds() == [(2, 1), (4, 2)]
     assert log.last_position() == Position(4, 3)
 
 
-def test_truncate_after_forgets_the_suffix_its_epochs_and_pending_entries() -> None:
+def test_truncate_after_forgets_the_suffix_and_its_epochs() -> None:
     log = fresh()
-    log.insert(
-        [Entry(s, f"m{s}", epoch=1 if s < 3 else 2) for s in (1, 2, 3, 4)] + [Entry(9, "m9", epoch=2)],
-        now=0.0,
-    )
+    log.insert([Entry(s, f"m{s}", epoch=1 if s < 3 else 2) for s in (1, 2, 3, 4)], now=0.0)
     log.truncate_after(2)
-    assert (log.contiguous_seq, log.pending_count, log.bounds()) == (2, 0, [(1, 1)])
+    assert (log.contiguous_seq, log.bounds()) == (2, [(1, 1)])
     assert log.insert([Entry(3, "new", epoch=3)], now=0.0) == [Entry(3, "new", 0.0, 3)]
     log.truncate_after(10)  # past the end: nothing
     assert log.contiguous_seq == 3
@@ -248,13 +241,15 @@ def test_truncate_after_forgets_the_suffix_its_epochs_and_pending_entries() -> N
         log.truncate_after(-1)
 
 
-def test_entries_past_a_gap_are_bounded_in_bytes() -> None:
-    big = "x" * 100_000
-    log = OrderedLog(MemoryPrefix(), max_pending_bytes=1_000_000)
-    log.insert([Entry(s, big) for s in range(2, 40)], now=0.0)
-    assert log.pending_count == 9  # 9 x (100,049 + 140) bytes fit in 1,000,000
-    assert log.pending_bytes == 9 * entry_bytes(Entry(2, big)) <= 1_000_000
-    log.insert([Entry(1, big)], now=0.0)
-    assert (log.contiguous_seq, log.pending_count, log.pending_bytes) == (10, 0, 0)
-    assert log.insert([Entry(s, big) for s in range(12, 16)], now=0.0) == []  # 11 is missing
-    assert log.pending_bytes == 4 * entry_bytes(Entry(11, big))
+def test_learned_entries_keep_everything_and_must_follow_the_log() -> None:
+    log = fresh()
+    log.append(["a"], now=1.0)
+    learned = [Entry(2, "b", 7.0, 1, Kind.MESSAGE, "k"), Entry(3, "", 8.0, 2, Kind.EPOCH_START)]
+    with pytest.raises(ValueError, match="start at seq 3, not 2"):
+        log.learn(learned[1:])
+    with pytest.raises(ValueError, match="contiguous"):
+        log.learn([learned[0], Entry(4, "d")])
+    assert log.contiguous_seq == 1
+    assert log.learn(learned) == learned
+    assert log.read(2, 2) == learned, "seq, epoch, stored_at, kind and key as learned"
+    assert log.bounds() == [(1, 1), (2, 3)]

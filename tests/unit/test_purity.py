@@ -16,8 +16,25 @@ PACKAGE_DIR = Path(replog.__file__).parent
 CORE = sorted(p.stem for p in (PACKAGE_DIR / "core").glob("*.py") if p.stem != "__init__")
 # `config` is plain frozen dataclasses that every layer reads: it is held to the same rule.
 PURE = [f"core.{m}" for m in CORE] + ["config"]
-FORBIDDEN = {"threading", "_thread", "socket", "requests", "bottle", "waitress", "pykka", "http", "urllib3",
-             "asyncio", "time", "queue", "os", "subprocess", "select", "selectors", "prometheus_client"}
+FORBIDDEN = {
+    "threading",
+    "_thread",
+    "socket",
+    "requests",
+    "bottle",
+    "waitress",
+    "pykka",
+    "http",
+    "urllib3",
+    "asyncio",
+    "time",
+    "queue",
+    "os",
+    "subprocess",
+    "select",
+    "selectors",
+    "prometheus_client",
+}
 
 
 def module_path(module: str) -> Path:
@@ -36,8 +53,17 @@ def imported_roots(module: str) -> set[str]:
 
 
 def test_the_core_is_found() -> None:
-    assert {"log", "writeconcern", "health", "backoff", "quorum", "replication", "wire", "records",
-            "errors"} <= set(CORE)
+    assert {
+        "log",
+        "writeconcern",
+        "health",
+        "backoff",
+        "quorum",
+        "replication",
+        "wire",
+        "records",
+        "errors",
+    } <= set(CORE)
 
 
 @pytest.mark.parametrize("module", PURE)
@@ -59,8 +85,14 @@ def test_importing_the_pure_core_loads_nothing_forbidden() -> None:
         + "".join(f"import replog.{m}\n" for m in PURE)
         + "print(json.dumps(sorted(sys.modules)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=PACKAGE_DIR.parent, timeout=30).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PACKAGE_DIR.parent,
+        timeout=30,
+    ).stdout
     loaded = {name.split(".")[0] for name in json.loads(out)}
     # `time`, `os` and `select` are loaded by the interpreter itself and `_thread` comes with the
     # stdlib's reprlib; only direct use of those (checked above) matters.

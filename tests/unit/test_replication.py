@@ -9,7 +9,9 @@ from collections.abc import Callable
 import pytest
 
 from replog.core.backoff import BackoffPolicy
+from replog.core.epochs import EpochIndex
 from replog.core.health import Status
+from replog.core.matching import MAX_SEARCH_ROUNDS, Mismatch, Reason
 from replog.core.replication import IDLE, IllegalStep, LinkState, Phase, Send, Wait
 
 POLICY = BackoffPolicy(base_s=0.1, cap_s=3.0)
@@ -48,18 +50,23 @@ def fail(state: LinkState, stored_seq: int, **how: bool) -> Wait:
 
 
 # decisions ----------------------------------------------------------------------------------------------
-def test_nothing_stored_means_idle() -> None:
+def test_a_new_link_handshakes_even_with_nothing_stored() -> None:
+    """At start the link must verify the secondary (quorum counts verified links only), and learn
+    whether it holds more than this master (issue 11 C8)."""
     state = new()
+    assert state.decide(0) == Send(1, handshake=True)
+    state.dispatched(0)
+    assert state.sent(0) == 0 and state.counted
     assert state.decide(0) is IDLE
     assert state.phase is Phase.IDLE and state.idle
 
 
 def test_first_send_is_a_handshake_then_batches_start_after_the_acked_seq() -> None:
     state = new()
-    assert state.decide(3) == Send(1, handshake=True)
+    assert state.decide(3) == Send(4, handshake=True)  # first guess: it holds all we have
     assert state.phase is Phase.SENDING and not state.idle
-    state.dispatched(0)
-    assert state.sent(2, answered_at=5) == 2  # it held 1..2 from an earlier run
+    state.dispatched(3)
+    assert state.sent(2, answered_at=5) == 2  # it accepted prev_seq 3 yet holds 2 durably: count 2
     assert (state.acked_seq, state.known, state.phase) == (2, True, Phase.IDLE)
     assert state.decide(3) == Send(3, handshake=False)
 
@@ -109,11 +116,16 @@ def test_jitter_comes_only_from_the_rng_passed_in() -> None:
 
 @pytest.mark.parametrize(
     ("status", "refused", "full"),
-    [(Status.HEALTHY, False, False), (Status.SUSPECTED, False, False), (Status.UNHEALTHY, False, True),
-     (Status.HEALTHY, True, True)],
+    [
+        (Status.HEALTHY, False, False),
+        (Status.SUSPECTED, False, False),
+        (Status.UNHEALTHY, False, True),
+        (Status.HEALTHY, True, True),
+    ],
 )
-def test_refused_batches_and_unhealthy_nodes_wait_the_full_cap(status: Status, refused: bool,
-                                                              full: bool) -> None:
+def test_refused_batches_and_unhealthy_nodes_wait_the_full_cap(
+    status: Status, refused: bool, full: bool
+) -> None:
     state = connected()
     state.node_status(status)
     wait = fail(state, 1, refused=refused)
@@ -193,7 +205,11 @@ def test_read_failure_backs_off_and_keeps_what_is_known() -> None:
     wait = state.decide(4)
     assert isinstance(wait, Wait) and wait.delay_s <= POLICY.base_s  # a local failure: no full cap
     assert (state.phase, state.attempt, state.last_error, state.known) == (
-        Phase.BACKING_OFF, 1, "disk hiccup", True)
+        Phase.BACKING_OFF,
+        1,
+        "disk hiccup",
+        True,
+    )
 
 
 def test_broken_is_final() -> None:
@@ -225,15 +241,23 @@ def test_log_accepted_after_an_answer_until_a_refusal_or_a_silence() -> None:
 
 
 # probes ---------------------------------------------------------------------------------------------
-def test_probe_adopts_acked_seq_only_when_nothing_is_in_flight() -> None:
-    state = new(acked_seq=4)
+def test_a_probe_is_a_hint_that_only_ever_lowers_the_verified_seq() -> None:
+    state = connected(4)
     assert state.probed(4, asked_at=1) is None
     assert state.known is True  # confirmed, though unchanged
-    assert state.probed(2, asked_at=2) == 2
+    assert state.probed(2, asked_at=2) == 2  # it lost entries: count less at once
     assert state.probed(0, asked_at=2) == 0  # a change to 0 is still reported
-    assert state.decide(3) == Send(1, handshake=False)
-    assert state.probed(3, asked_at=3) is None
+    assert state.known is False
+    assert state.decide(3) == Send(1, handshake=True)  # verify there first
+    assert state.probed(3, asked_at=3) is None  # in flight: ignored
     assert state.acked_seq == 0
+
+
+def test_a_probe_above_the_verified_seq_is_never_counted() -> None:
+    state = connected(2)
+    assert state.probed(1_000, asked_at=1) is None
+    assert (state.acked_seq, state.reported_seq, state.known) == (2, 1_000, False)
+    assert state.decide(5) == Send(6, handshake=True), "checked at our last seq, not counted"
 
 
 def test_a_probe_asked_before_the_last_answer_is_old_news() -> None:
@@ -256,13 +280,110 @@ def test_after_a_send_without_answer_only_a_later_probe_counts() -> None:
     assert state.known is False
     assert state.probed(40, asked_at=15) is None  # read before the node stored 41..50 and died
     assert (state.acked_seq, state.known) == (40, False)  # so the next batch is a handshake
-    assert state.probed(50, asked_at=25) == 50
-    assert (state.acked_seq, state.known) == (50, True)
+    assert state.probed(50, asked_at=25) is None, "a hint, not counted"
+    assert (state.acked_seq, state.known, state.reported_seq) == (40, False, 50)
     state.decide(60)
     state.retry_due(state.generation)
+    assert send(state, 60) == Send(51, handshake=True), "the handshake starts at the hint"
+    assert state.sent(50) == 50
     send(state, 60)
     state.failed("HTTP 500", answered=True, failed_at=30)  # an answer: the node did not restart
     assert state.fresh_after == 20 and state.known is True
+
+
+# refusals, the search for the match point, conflicts, behind (issue 11 C7, C8) ----------------------
+OURS = EpochIndex([(1, 1)])  # static mode: one epoch
+GAP_AT_0 = Mismatch(Reason.GAP, 0, 0, ())
+
+
+def handshake_at(state: LinkState, stored_seq: int, prev: int) -> None:
+    assert state.decide(stored_seq) == Send(prev + 1, handshake=True)
+    state.dispatched(prev)
+
+
+def test_a_gap_refusal_answers_at_once_with_the_secondarys_last_seq() -> None:
+    state = new()
+    handshake_at(state, 100, 100)
+    assert state.refused(Mismatch(Reason.GAP, 40, 1, ((1, 1),)), OURS, 100) is None
+    assert (state.phase, state.known, state.guess, state.rounds) == (Phase.IDLE, False, 40, 1)
+    handshake_at(state, 100, 40)  # no backoff: a search makes progress
+    assert state.sent(40) == 40
+    assert state.decide(100) == Send(41, handshake=False)
+    assert (state.rounds, state.guess, state.counted) == (0, None, True)
+
+
+def test_an_epoch_refusal_steps_below_the_secondarys_epoch_boundary() -> None:
+    state = new()
+    handshake_at(state, 10, 10)
+    state.refused(Mismatch(Reason.EPOCH, 12, 2, ((1, 1), (2, 6))), OURS, 10)
+    handshake_at(state, 10, 5)  # its epoch 2 starts at 6: the logs can agree up to 5 at most
+
+
+def test_a_refusal_lowers_what_was_counted() -> None:
+    state = connected(8)
+    send(state, 10)  # 9..10 after prev 8
+    assert state.refused(Mismatch(Reason.GAP, 5, 1, ((1, 1),)), OURS, 10) == 5, "it lost 6..8"
+    assert state.acked_seq == 5
+
+
+def test_a_content_refusal_is_a_conflict_that_waits_the_full_cap_and_clears_when_answered_right() -> None:
+    state = connected(3)
+    state.node_status(Status.HEALTHY)
+    send(state, 5)
+    assert state.refused(Mismatch(Reason.CONTENT, 9, 1, ((1, 1),)), OURS, 5) == 0
+    assert state.conflict is not None and "other content" in state.conflict
+    assert (state.counted, state.acked_seq, state.phase) == (False, 0, Phase.BACKING_OFF)
+    wait = state.decide(5)
+    assert isinstance(wait, Wait) and wait.delay_s >= POLICY.cap_s / 2
+    state.retry_due(wait.generation)
+    handshake_at(state, 5, 5)  # checked again, from the top (its last seq 9 is above ours)
+    assert state.sent(5) == 5  # the node was fixed
+    assert (state.conflict, state.counted) == (None, True)
+
+
+def test_a_search_is_bounded() -> None:
+    state = new()
+    stored = MAX_SEARCH_ROUNDS + 5
+    for round_ in range(MAX_SEARCH_ROUNDS):
+        handshake_at(state, stored, stored - round_)
+        state.refused(Mismatch(Reason.GAP, stored - round_ - 1, 1, ((1, 1),)), OURS, stored)
+    assert state.conflict is None
+    handshake_at(state, stored, stored - MAX_SEARCH_ROUNDS)
+    state.refused(Mismatch(Reason.GAP, 1, 1, ((1, 1),)), OURS, stored)
+    assert state.conflict == f"no match point found in {MAX_SEARCH_ROUNDS} round trips"
+
+
+@pytest.mark.parametrize(
+    ("refusal", "why"),
+    [
+        (Mismatch(Reason.GAP, 9, 1, ((1, 1),)), "as a gap yet says it holds up to seq 9"),
+        (Mismatch(Reason.CONTENT, 3, 1, ((1, 1),)), "other content"),
+    ],
+)
+def test_answers_that_contradict_themselves_are_conflicts(refusal: Mismatch, why: str) -> None:
+    state = new()
+    handshake_at(state, 5, 5)
+    state.refused(refusal, OURS, 5)
+    assert state.conflict is not None and why in state.conflict
+
+
+def test_a_secondary_verified_past_our_last_seq_means_we_are_behind() -> None:
+    state = new()
+    handshake_at(state, 5, 5)
+    assert state.sent(9) == 5, "capped at what the handshake proved"
+    assert state.decide(5) is IDLE, "nothing is sent while behind"
+    assert (state.behind, state.counted) == (9, True)
+    assert state.decide(9) == Send(6, handshake=False), "caught up: its entries are checked as duplicates"
+    assert state.behind is None
+
+
+def test_a_claim_past_our_last_seq_is_checked_at_our_last_seq_before_anything_counts() -> None:
+    state = connected(5)
+    state.probed(9, asked_at=1)
+    assert state.decide(5) == Send(6, handshake=True)
+    state.dispatched(5)
+    state.refused(Mismatch(Reason.CONTENT, 9, 1, ((1, 1),)), OURS, 5)
+    assert (state.behind, state.counted) == (None, False)
 
 
 # illegal steps ----------------------------------------------------------------------------------------
@@ -325,6 +446,10 @@ def broken() -> LinkState:
         (idle, lambda s: s.retry_due(s.generation)),  # the current timer, with nothing to end
         (broken, lambda s: s.sent(1)),
         (broken, lambda s: s.dispatched(1)),
+        (idle, lambda s: s.refused(GAP_AT_0, OURS, 3)),
+        (decided, lambda s: s.refused(GAP_AT_0, OURS, 3)),  # refused before it went out
+        (backing_off, lambda s: s.refused(GAP_AT_0, OURS, 3)),
+        (broken, lambda s: s.refused(GAP_AT_0, OURS, 3)),
     ],
 )
 def test_an_illegal_step_raises_and_changes_nothing(make: Callable[[], LinkState], step: Step) -> None:
@@ -339,8 +464,8 @@ def test_an_illegal_step_raises_and_changes_nothing(make: Callable[[], LinkState
 
 def test_a_handshake_must_be_empty() -> None:
     state = new()
-    assert state.decide(3) == Send(1, handshake=True)
+    assert state.decide(3) == Send(4, handshake=True)
     before = copy.deepcopy(state)
     with pytest.raises(IllegalStep):
-        state.dispatched(3)
+        state.dispatched(4)
     assert state == before

@@ -14,7 +14,7 @@ import pytest
 from replog.core import records
 from replog.core.entry import Kind, NewEntry
 from replog.core.epochs import Position, Vote
-from replog.core.errors import LogConflict, StorageUnavailable
+from replog.core.errors import LogConflict, LogMismatch, StorageUnavailable
 from replog.core.wire import Entry
 from replog.storage.disk import CorruptLog, FsyncPolicy
 from tests.unit.stores import MakeStore, Opener, entries, log_path, messages, meta_of, wait_for
@@ -184,7 +184,7 @@ def test_a_format_1_secondary_directory_opens_and_applies_on(open_store: Opener)
     store = open_store("secondary")
     assert (store.log_id, store.epoch, store.stored_seq) == ("5f0c1a9e-v1-fixture", 1, 2)
     assert store.apply("5f0c1a9e-v1-fixture", [Entry(2, "second"), Entry(3, "héllo wörld")]) == 3
-    with pytest.raises(LogConflict):
+    with pytest.raises(LogMismatch):
         store.apply("5f0c1a9e-v1-fixture", [Entry(1, "first", epoch=2)])
 
 
@@ -234,8 +234,10 @@ def test_secondary_apply_keeps_each_entrys_epoch(make_store: MakeStore) -> None:
     assert (store.bounds(), store.last_position(), store.epoch_at(2)) == ([(1, 1), (3, 3)], Position(3, 4), 1)
     with pytest.raises(ValueError, match="not held"):
         store.epoch_at(5)
-    with pytest.raises(LogConflict, match="epoch"):
+    with pytest.raises(LogMismatch, match="epoch 3"):
         store.apply("L1", entries(4, 4, epoch=2))
+    with pytest.raises(LogConflict, match="below the epoch 3"):
+        store.apply("L1", entries(5, 5, epoch=2))
     assert store.stored_seq == 4
 
 

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from replog.core.entry import entry_bytes
+from replog.core.errors import LogMismatch
 from replog.core.wire import Entry
 from tests.unit.stores import Opener, messages, wait_for
 
@@ -48,9 +51,10 @@ def test_entries_not_yet_written_are_never_evicted(open_store: Opener) -> None:
     assert store._prefix.cached_bytes <= BOUND
 
 
-def test_a_secondary_holds_entries_past_a_gap_within_its_bound(open_store: Opener) -> None:
-    store = open_store(cache_bytes=BOUND, pending_bytes=BOUND)
-    assert store.apply("L1", [Entry(s, BIG) for s in range(2, 60)]) == 0
-    assert store.cached_bytes <= BOUND, "entries that do not fit are dropped; the master resends them"
-    assert store.apply("L1", [Entry(1, BIG)]) > 1
+def test_a_secondary_holds_nothing_past_a_gap(open_store: Opener) -> None:
+    store = open_store(cache_bytes=BOUND)
+    with pytest.raises(LogMismatch, match="past this log"):
+        store.apply("L1", [Entry(s, BIG) for s in range(2, 60)])
+    assert store.cached_bytes == 0, "refused, not buffered"
+    assert store.apply("L1", [Entry(1, BIG)]) == 1
     assert store.cached_bytes <= BOUND

@@ -166,7 +166,8 @@ def test_a_durable_secondary_reports_its_fsyncs_and_log_size(tmp_path: Path) -> 
     )
     node = SecondaryNode(config).start()
     try:
-        batch = {"log_id": "L", "entries": [{"seq": 1, "message": "a"}, {"seq": 2, "message": "b"}]}
+        head = {"epoch": 1, "prev_seq": 0, "prev_epoch": 0, "prev_crc": 0}
+        batch = {"log_id": "L", **head, "entries": [{"seq": 1, "message": "a"}, {"seq": 2, "message": "b"}]}
         assert requests.post(node.url + "/replicate", json=batch, timeout=HTTP_TIMEOUT_S).json() == {
             "acked_seq": 2
         }

@@ -1,4 +1,4 @@
-"""The secondary's HTTP API: idempotent /replicate, hidden gaps, refusals, faults, the secret."""
+"""The secondary's HTTP API: idempotent /replicate, the consistency check, refusals, faults, the secret."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from replog.config import Faults, SecondaryConfig, ServerConfig
+from replog.core.matching import crc_of
 from replog.net.transport import SECRET_HEADER
 from replog.node import SecondaryNode
 
@@ -25,8 +26,16 @@ class Secondary:
         self.url = self.node.url
 
     def replicate(self, entries: list[tuple[int, str]], log_id: str = "L",
-                  headers: dict[str, str] | None = None) -> requests.Response:
-        body = {"log_id": log_id, "entries": [{"seq": s, "message": m} for s, m in entries]}
+                  headers: dict[str, str] | None = None, *, prev: tuple[int, int, str] | None = None,
+                  epoch: int = 1) -> requests.Response:
+        """A batch in the general form, after `prev` = (seq, epoch, message); by default the entry
+        before the first, as the master's log of letters holds it (seq 1 "a", 2 "b", ...)."""
+        if prev is None:
+            seq = entries[0][0] - 1 if entries else 0
+            prev = (seq, 1 if seq else 0, chr(ord("a") + seq - 1) if seq else "")
+        head = {"epoch": epoch, "prev_seq": prev[0], "prev_epoch": prev[1],
+                "prev_crc": crc_of(prev[2]) if prev[0] else 0}
+        body = {"log_id": log_id, **head, "entries": [{"seq": s, "message": m} for s, m in entries]}
         return requests.post(self.url + "/replicate", json=body, headers=headers, timeout=HTTP_TIMEOUT_S)
 
     def messages(self) -> list[str]:
@@ -94,17 +103,49 @@ def test_replicate_is_idempotent(secondary: Secondary) -> None:
     assert secondary.health()["log_id"] == "L"
 
 
-def test_gap_is_hidden_until_filled(secondary: Secondary) -> None:
-    assert acked(secondary.replicate([(1, "a"), (3, "c"), (4, "d")])) == 1
+def mismatch(response: requests.Response) -> dict[str, Any]:
+    assert error(response, 409) == "log_mismatch"
+    body: dict[str, Any] = response.json()
+    return {k: body[k] for k in ("reason", "last", "bounds")}
+
+
+def test_a_batch_past_a_gap_is_refused_and_nothing_held(secondary: Secondary) -> None:
+    assert acked(secondary.replicate([(1, "a")])) == 1
+    refused = secondary.replicate([(3, "c"), (4, "d")])
+    assert mismatch(refused) == {"reason": "gap", "last": {"seq": 1, "epoch": 1}, "bounds": [[1, 1]]}
     assert secondary.messages() == ["a"]
     assert secondary.health()["acked_seq"] == 1
-    assert acked(secondary.replicate([(6, "f")])) == 1
-    assert acked(secondary.replicate([(2, "b")])) == 4
-    assert secondary.messages() == ["a", "b", "c", "d"]
+    assert acked(secondary.replicate([(2, "b"), (3, "c"), (4, "d")])) == 4, "nothing of 3..4 was held"
 
 
-def test_gap_from_seq_one_shows_nothing(secondary: Secondary) -> None:
-    assert acked(secondary.replicate([(2, "b"), (3, "c")])) == 0
+def test_a_gap_from_seq_one_is_refused(secondary: Secondary) -> None:
+    refused = secondary.replicate([(2, "b"), (3, "c")])
+    assert mismatch(refused) == {"reason": "gap", "last": {"seq": 0, "epoch": 0}, "bounds": []}
+    assert secondary.messages() == []
+    assert secondary.health()["log_id"] is None, "a refused batch names nothing"
+
+
+def test_a_batch_after_an_entry_of_another_epoch_is_refused(secondary: Secondary) -> None:
+    assert acked(secondary.replicate([(1, "a"), (2, "b")])) == 2
+    refused = secondary.replicate([(3, "c")], prev=(2, 2, "b"), epoch=2)
+    assert mismatch(refused) == {"reason": "epoch", "last": {"seq": 2, "epoch": 1}, "bounds": [[1, 1]]}
+    assert secondary.messages() == ["a", "b"]
+
+
+def test_a_batch_after_an_entry_with_other_content_is_refused(secondary: Secondary) -> None:
+    assert acked(secondary.replicate([(1, "a"), (2, "b")])) == 2
+    refused = secondary.replicate([(3, "c")], prev=(2, 1, "B"))
+    assert mismatch(refused)["reason"] == "content"
+    assert acked(secondary.replicate([], prev=(2, 1, "b"))) == 2, "an empty handshake at the right place"
+    assert mismatch(secondary.replicate([], prev=(1, 1, "x")))["reason"] == "content"
+    assert secondary.messages() == ["a", "b"]
+
+
+def test_a_batch_without_the_check_fields_is_a_clear_400(secondary: Secondary) -> None:
+    body = {"log_id": "L", "entries": [{"seq": 1, "message": "a"}]}  # an older master's batch
+    response = requests.post(secondary.url + "/replicate", json=body, timeout=HTTP_TIMEOUT_S)
+    assert error(response, 400) == "bad_request"
+    assert "older replog" in response.json()["detail"]
     assert secondary.messages() == []
 
 
@@ -123,10 +164,13 @@ def test_other_log_id_is_refused(secondary: Secondary) -> None:
 
 
 def test_conflicting_entry_is_refused_and_nothing_applied(secondary: Secondary) -> None:
-    assert acked(secondary.replicate([(1, "a"), (3, "c")])) == 1
-    assert error(secondary.replicate([(2, "b"), (3, "other")]), 409) == "log_conflict"
-    assert secondary.messages() == ["a"]
-    assert acked(secondary.replicate([(2, "b")])) == 3
+    assert acked(secondary.replicate([(1, "a"), (2, "b"), (3, "c")])) == 3
+    refused = secondary.replicate([(2, "b"), (3, "other"), (4, "d")])
+    assert mismatch(refused)["reason"] == "content"
+    assert "seq 3 is held" in refused.json()["detail"]
+    assert secondary.messages() == ["a", "b", "c"], "never overwritten, nothing appended"
+    assert secondary.health()["duplicate_entries"] == 0
+    assert acked(secondary.replicate([(2, "b"), (3, "c"), (4, "d")])) == 4
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from replog.config import SecondaryConfig, ServerConfig
+from replog.core.matching import BatchHead, crc_of
 from replog.core.wire import Entry, encode_batch
 from replog.net.transport import HttpPeer, TransportError
 from replog.node import SecondaryNode
@@ -21,6 +22,10 @@ def secondary() -> Iterator[SecondaryNode]:
     node.stop()
 
 
+FIRST = encode_batch("L", BatchHead(1, 0, 0, 0), [Entry(1, "a")])
+SECOND = encode_batch("L", BatchHead(1, 1, 1, crc_of("a")), [Entry(2, "b")])
+
+
 def open_channels(node: SecondaryNode) -> int:
     return len(node.server._server._server.active_channels)
 
@@ -30,9 +35,9 @@ def test_a_connection_closed_while_idle_is_replaced_on_its_next_use(
 ) -> None:
     peer = HttpPeer(secondary.url, secret=None, connect_timeout_s=1, replicate_timeout_s=5, probe_timeout_s=1)
     try:
-        assert peer.replicate(encode_batch("L", 1, [Entry(1, "a")])) == 1
+        assert peer.replicate(FIRST) == 1
         wait_for(lambda: open_channels(secondary) == 0, 10, "the secondary closed the idle connection")
-        assert peer.replicate(encode_batch("L", 2, [Entry(2, "b")])) == 2, "no TransportError"
+        assert peer.replicate(SECOND) == 2, "no TransportError"
         assert peer.probe().acked_seq == 2
     finally:
         peer.close()
@@ -42,9 +47,9 @@ def test_a_node_that_is_gone_still_fails_at_once() -> None:
     secondary = SecondaryNode(SecondaryConfig(server=ServerConfig(port=0, threads=2))).start()
     peer = HttpPeer(secondary.url, secret=None, connect_timeout_s=1, replicate_timeout_s=5, probe_timeout_s=1)
     try:
-        assert peer.replicate(encode_batch("L", 1, [Entry(1, "a")])) == 1
+        assert peer.replicate(FIRST) == 1
         secondary.stop()
         with pytest.raises(TransportError):
-            peer.replicate(encode_batch("L", 2, [Entry(2, "b")]))
+            peer.replicate(SECOND)
     finally:
         peer.close()

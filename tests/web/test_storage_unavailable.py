@@ -17,6 +17,7 @@ import requests
 
 from replog.config import MasterConfig, SecondaryConfig, ServerConfig
 from replog.core.health import HealthPolicy
+from replog.core.matching import crc_of
 from replog.node import MasterNode, SecondaryNode
 from replog.storage.disk import DiskStore
 from tests.conftest import wait_for
@@ -90,7 +91,14 @@ def test_a_master_whose_disk_fills_refuses_honestly_and_recovers(master: MasterN
 
 def test_a_secondary_whose_disk_fails_answers_503_and_says_why(secondary: SecondaryNode, disk: Disk) -> None:
     def replicate(first_seq: int, messages: list[str]) -> requests.Response:
-        body = {"log_id": "L1", "first_seq": first_seq, "messages": messages}
+        prev = first_seq - 1  # the batches below follow "a" at seq 1
+        head = {
+            "epoch": 1,
+            "prev_seq": prev,
+            "prev_epoch": min(prev, 1),
+            "prev_crc": crc_of("a") if prev else 0,
+        }
+        body = {"log_id": "L1", **head, "first_seq": first_seq, "messages": messages}
         return requests.post(secondary.url + "/replicate", json=body, timeout=HTTP_TIMEOUT_S)
 
     assert replicate(1, ["a"]).json() == {"acked_seq": 1}
