@@ -27,6 +27,7 @@ from replog.logs import node_logger
 from replog.metrics import NodeMetrics
 from replog.net.metered import metered
 from replog.net.transport import HttpPeer, Transport
+from replog.service.catchup import CatchUp
 from replog.service.metered import MeteredAppender
 from replog.storage.disk import DEFAULT_SYNC, DiskStore
 from replog.storage.store import MemoryStore, StorageStatus, Store
@@ -96,6 +97,7 @@ class MasterNode:
         self.gate = QuorumGate.start(config.name, config.secondaries, self.view)
         self.live = watch_master(config, self.metrics, self.store, self.health)
         make = metered(transports or self._http_peer, self.metrics, self._acked_seq_dropped)
+        self.catchup = CatchUp(config.name, self.store, transports or self._http_peer)
         wakes: list[WakeSignal] = []
         for url in config.secondaries:
             wakes.append(WakeSignal())
@@ -109,6 +111,7 @@ class MasterNode:
                 random.Random(self._rng.random()),
                 wakes[-1],
                 self._fatal,
+                self.catchup.behind,
             )
         self.monitor = HeartbeatMonitor.start(
             config.name,
@@ -147,6 +150,9 @@ class MasterNode:
     def _abandon(self) -> None:
         if self._ticker is not None:
             self._ticker.stop()
+        catchup = getattr(self, "catchup", None)
+        if catchup is not None:
+            catchup.stop()
         for name in ("monitor", "gate"):
             ref = getattr(self, name, None)
             if ref is not None:
@@ -227,6 +233,8 @@ class MasterNode:
             "name": self.config.name,
             "log_id": self.store.log_id,
             "read_only": gate["read_only"] or not storage.ok,
+            "read_only_reason": (storage.reason and f"storage: {storage.reason}") or gate["read_only_reason"],
+            "catch_up": self.catchup.describe(),
             "storage": {"ok": storage.ok, "reason": storage.reason},
             "quorum": gate["quorum"],
             "last_seq": stored,
@@ -256,6 +264,7 @@ class MasterNode:
             self.live.stop()
             if self._ticker is not None:
                 self._ticker.stop()
+            self.catchup.stop()
             self.server.stop(drain=self._stop_gate)
             for ref in [self.monitor, *self.links.values()]:
                 ref.stop()

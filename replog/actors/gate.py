@@ -86,12 +86,14 @@ class QuorumView:
 
     def __init__(self) -> None:
         self._writable = threading.Event()
+        self.reason: str | None = None  # why it is read-only (a single attribute: atomic to read)
 
     @property
     def read_only(self) -> bool:
         return not self._writable.is_set()
 
-    def publish(self, writable: bool) -> None:
+    def publish(self, writable: bool, reason: str | None = None) -> None:
+        self.reason = None if writable else reason
         if writable:
             self._writable.set()
         else:
@@ -111,7 +113,7 @@ class QuorumGate(ReplogActor):
         self._counted = dict.fromkeys(secondaries, False)
         self._behind: dict[str, int] = {}  # secondary -> the seq it holds past our log (issue 11 C8)
         self._view = view
-        self._view.publish(self._writable())
+        self._view.publish(self._writable(), self._read_only_reason())
 
     def _counting(self) -> list[Status]:
         """The statuses of the secondaries that may count toward quorum (the others as Unhealthy)."""
@@ -141,8 +143,7 @@ class QuorumGate(ReplogActor):
             case StoreFailed(generation, durable_seq, reason):
                 self._store_failed(generation, durable_seq, reason)
             case MasterStored(seq):
-                if self._tracker.master_stored(seq):
-                    self._complete_satisfied()
+                self._master_stored(seq)
             case Acked(secondary, seq):
                 if self._tracker.ack(secondary, seq):
                     self._complete_satisfied()
@@ -157,6 +158,12 @@ class QuorumGate(ReplogActor):
             case _:
                 self._log.error("gate got unknown message=%r", message)
         return None
+
+    def _master_stored(self, seq: int) -> None:
+        if self._tracker.master_stored(seq):
+            self._complete_satisfied()
+            if self._behind:  # the reason names our stored seq: keep it current while catching up
+                self._view.publish(self._writable(), self._read_only_reason())
 
     def _cancel(self, future: pykka.Future[int]) -> None:
         if self._live.pop(future, None) is not None:
@@ -210,7 +217,7 @@ class QuorumGate(ReplogActor):
         was_writable = self._writable()
         apply()
         writable = self._writable()
-        self._view.publish(writable)
+        self._view.publish(writable, self._read_only_reason())
         if writable == was_writable:
             return
         figures = self._quorum_figures()

@@ -140,8 +140,11 @@ class LinkState:
         if self.phase is not Phase.IDLE:
             return IDLE
         claimed = self.reported_seq if self.reported_seq is not None else 0
-        verified_to_our_end = self.known and self.acked_seq >= stored_seq
-        self.behind = claimed if verified_to_our_end and claimed > stored_seq else None
+        if self.known:
+            verified_to_our_end = self.acked_seq >= stored_seq
+            self.behind = claimed if verified_to_our_end and claimed > stored_seq else None
+        elif self.behind is not None and stored_seq >= self.behind:
+            self.behind = None  # caught up; while unsure otherwise, stay behind: it is the safe side
         if self.behind is not None:
             return IDLE  # it holds all we have and more: we learn from it, never overwrite it
         if not self.known:
@@ -195,7 +198,7 @@ class LinkState:
         self.reported_seq, self.known = refusal.last_seq, False
         before = self.acked_seq
         if isinstance(candidate, str):
-            self.conflict, self.verified, self.acked_seq = candidate, False, 0
+            self.conflict, self.verified, self.acked_seq, self.behind = candidate, False, 0, None
             self.guess, self.rounds = None, 0
             self._back_off(f"log conflict: {candidate}", full_cap=True)
         else:
@@ -254,9 +257,10 @@ class LinkState:
         (the node lost entries) lowers it at once. Returns the verified seq to report if it changed."""
         if self.phase in (Phase.SENDING, Phase.BROKEN) or asked_at < self.fresh_after:
             return None
+        if acked_seq == self.acked_seq or (self.known and acked_seq == self.reported_seq):
+            self.reported_seq = acked_seq
+            return None  # nothing new: what the last answer said
         self.reported_seq = acked_seq
-        if acked_seq == self.acked_seq:
-            return None
         self.known, self.guess = False, None
         if acked_seq < self.acked_seq:
             self.acked_seq = acked_seq

@@ -14,6 +14,7 @@ from itertools import accumulate, pairwise
 from typing import Any
 
 from replog.core.entry import Entry as Entry  # noqa: PLC0414 -- re-exported: it lived here first
+from replog.core.entry import Kind
 from replog.core.errors import BadRequest, MessageTooLarge
 from replog.core.matching import BatchHead
 from replog.core.quorum import majority
@@ -319,3 +320,27 @@ def encode_batch(log_id: str, head: BatchHead, entries: Sequence[Entry]) -> byte
         runs = [[e.epoch, e.seq] for i, e in enumerate(entries) if i == 0 or e.epoch != entries[i - 1].epoch]
         body["epochs"] = runs
     return encode(body)
+
+
+def parse_entries_page(body: object) -> list[Entry]:
+    """A peer's `GET /entries` answer, whole entries in seq order (issue 11 C8: a master that
+    restarted behind its secondaries learns what it lost from one). ValueError if malformed."""
+    raw = body.get("entries") if isinstance(body, dict) else None
+    if not isinstance(raw, list):
+        raise ValueError("an /entries answer holds a list 'entries'")
+    kinds = {kind.name.lower(): kind for kind in Kind}
+    entries: list[Entry] = []
+    for item in raw:
+        if not isinstance(item, dict):
+            raise ValueError("each entry must be an object")
+        seq, message, stored_at = item.get("seq"), item.get("message"), item.get("stored_at", 0.0)
+        epoch, kind, key = item.get("epoch", 1), kinds.get(str(item.get("kind", "message"))), item.get("key")
+        typed = isinstance(seq, int) and isinstance(epoch, int) and isinstance(message, str)
+        typed = typed and isinstance(stored_at, (int, float)) and (key is None or isinstance(key, str))
+        if not typed or kind is None:
+            raise ValueError(f"malformed entry {str(item)[:200]}")
+        assert isinstance(seq, int) and isinstance(epoch, int) and isinstance(message, str)
+        if entries and seq != entries[-1].seq + 1:
+            raise ValueError("entries must have contiguous seqs")
+        entries.append(Entry(seq, message, float(stored_at), epoch, kind, key))
+    return entries

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from replog.core.entry import Entry
 from replog.metrics import NodeMetrics
 from replog.net.transport import ProbeResult, Transport, TransportError
 
@@ -67,6 +68,9 @@ class MeteredTransport:
         self._metrics.probed(self._url, ok=True)
         self._watch.saw("probe", result.acked_seq)
         return result
+
+    def fetch_entries(self, from_seq: int, limit: int) -> list[Entry]:
+        return self._inner.fetch_entries(from_seq, limit)
 
     def close(self) -> None:
         self._inner.close()

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from replog.core.entry import Entry
 from replog.core.matching import Mismatch
+from replog.core.wire import parse_entries_page
 
 SECRET_HEADER = "X-Replog-Secret"
 
@@ -48,6 +50,10 @@ class Transport(Protocol):
 
     def probe(self) -> ProbeResult:
         """GET /health; raise TransportError if the node does not answer in time."""
+        ...
+
+    def fetch_entries(self, from_seq: int, limit: int) -> list[Entry]:
+        """GET /entries, whole entries (a master behind its secondaries learns from them)."""
         ...
 
     def close(self) -> None: ...
@@ -135,6 +141,8 @@ class HttpPeer:
             self._headers[SECRET_HEADER] = secret
         self._replicate = _Connection(url, connect_timeout_s, replicate_timeout_s)
         self._probe = _Connection(url, connect_timeout_s, probe_timeout_s)
+        self._fetch: _Connection | None = None  # opened on first use: only a master behind needs it
+        self._fetch_timeouts = (connect_timeout_s, replicate_timeout_s)
 
     def replicate(self, body: bytes) -> int:
         status, answer = self._replicate.request("POST", "/replicate", body, self._headers)
@@ -160,6 +168,22 @@ class HttpPeer:
             storage_reason=str(reason) if reason is not None else None,
         )
 
+    def fetch_entries(self, from_seq: int, limit: int) -> list[Entry]:
+        """GET /entries from from_seq on, whole (issue 11 C8: learning what this master lost), on the
+        probe connection's settings but a connection of its own. TransportError if it fails."""
+        if self._fetch is None:
+            self._fetch = _Connection(self.url, *self._fetch_timeouts)
+        path = f"/entries?from_seq={from_seq}&limit={limit}"
+        status, answer = self._fetch.request("GET", path, None, self._headers)
+        if status != 200:
+            raise TransportError(f"GET /entries answered HTTP {status}", answered=True)
+        try:
+            return parse_entries_page(answer)
+        except ValueError as exc:
+            raise TransportError(f"GET /entries answered nonsense: {exc}", answered=True) from None
+
     def close(self) -> None:
         self._replicate.close()
         self._probe.close()
+        if self._fetch is not None:
+            self._fetch.close()

@@ -53,7 +53,7 @@ class Appender:
     def _append(self, request: AppendRequest, hung_up: Callable[[], bool]) -> dict[str, Any]:
         if self._view.read_only:
             raise ReadOnly(
-                "no quorum: too few secondaries are reachable; nothing was stored",
+                f"{self._view.reason or 'no quorum: too few secondaries are reachable'}; nothing was stored",
                 retry_after_s=self._retry_after_s,
             )
         started = time.monotonic()

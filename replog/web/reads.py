@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 
 import bottle
 
+from replog.core.entry import Kind
 from replog.core.errors import Overloaded
 from replog.core.wire import Entry
 from replog.storage.store import Store
@@ -54,7 +55,23 @@ def messages_json(page: list[Entry]) -> str:
 
 
 def entries_json(page: list[Entry]) -> str:
-    return json.dumps([{"seq": e.seq, "message": e.message, "stored_at": e.stored_at} for e in page])
+    """Each entry whole (a master behind its secondaries learns its lost entries from this: issue 11
+    C8): `kind` only for control records, `key` only when the client gave one."""
+    return json.dumps([_entry_dict(e) for e in page])
+
+
+def _entry_dict(entry: Entry) -> dict[str, object]:
+    answer: dict[str, object] = {
+        "seq": entry.seq,
+        "message": entry.message,
+        "stored_at": entry.stored_at,
+        "epoch": entry.epoch,
+    }
+    if entry.kind is not Kind.MESSAGE:
+        answer["kind"] = entry.kind.name.lower()
+    if entry.key is not None:
+        answer["key"] = entry.key
+    return answer
 
 
 class Answers:

@@ -11,7 +11,7 @@ import pykka
 
 from replog.core.errors import LogMismatch
 from replog.core.matching import Mismatch
-from replog.core.wire import parse_replicate
+from replog.core.wire import Entry, parse_replicate
 from replog.net.transport import ProbeResult, TransportError
 from replog.storage.store import MemoryStore
 
@@ -38,6 +38,8 @@ class FakeTransport:
         self.max_in_flight = 0
         self.probe_error: str | None = None
         self.probes = 0
+        self.fetches = 0
+        self.fetch_error: str | None = None
         self.closed = False
 
     # scripting ------------------------------------------------------------------------------------
@@ -105,6 +107,14 @@ class FakeTransport:
         if self.probe_error is not None:
             raise TransportError(self.probe_error)
         return ProbeResult(self.store.stored_seq, self.store.log_id)
+
+    def fetch_entries(self, from_seq: int, limit: int) -> list[Entry]:
+        with self._lock:
+            self.fetches += 1
+            store = self.store
+        if self.fetch_error is not None:
+            raise TransportError(self.fetch_error, answered=True)
+        return store.read(from_seq, limit)
 
     def close(self) -> None:
         self.closed = True

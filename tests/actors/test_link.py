@@ -11,7 +11,7 @@ from typing import Any, cast
 import pykka
 import pytest
 
-from replog.actors.gate import Acked, MasterStored
+from replog.actors.gate import Acked, LinkVerdict, MasterStored
 from replog.actors.link import (
     Describe,
     NodeStatus,
@@ -413,3 +413,50 @@ def test_a_fatal_store_failure_is_escalated_and_stops_the_link(start_link: Calla
     h.link.tell(NodeStatus(Status.HEALTHY))
     assert h.describe()["replication"] == "broken"
     assert store.reads == 1 and h.transport.batches() == [[]] and len(h.fatal) == 1
+
+
+# --- log matching (issue 11 C7) ---------------------------------------------------------------
+def counted(h: Harness) -> list[bool]:
+    return [m.counted for m in received(h.gate, LinkVerdict)]
+
+
+def test_a_refused_batch_leads_to_a_search_and_a_resend_from_the_match_point(
+    start_link: Callable[..., Harness], wait_for: WaitFor
+) -> None:
+    h = start_link()
+    h.store.append(["a", "b", "c", "d", "e", "f"])
+    h.transport.store.apply("log-1", h.store.read(1, 4))  # it held 1..4 from an earlier run
+    wait_for(lambda: h.transport.store.stored_seq == 6)
+    # Our last seq (refused: a gap); its last seq; then the rest.
+    assert [b["prev_seq"] for b in h.transport.bodies] == [6, 4, 4]
+    assert h.transport.batches() == [[], [], [5, 6]]
+    assert h.acks() == [0, 4, 6] and counted(h) == [True]
+
+
+def test_a_conflict_is_not_counted_and_clears_when_the_node_answers_right(
+    start_link: Callable[..., Harness], wait_for: WaitFor
+) -> None:
+    h = start_link(backoff=BackoffPolicy(base_s=0.001, cap_s=0.05))
+    h.store.append(["a", "b", "c"])
+    h.transport.store.apply("log-1", [Entry(1, "a"), Entry(2, "b"), Entry(3, "OTHER")])
+    wait_for(lambda: h.describe()["conflict"] is not None)
+    state = h.describe()
+    assert "other content" in state["conflict"] and state["counted"] is False and state["acked_seq"] == 0
+    assert all(a == 0 for a in h.acks()), "a conflicting secondary never counts"
+    h.transport.lose_log()  # the node is replaced by an empty one: the next check finds it right
+    wait_for(lambda: h.describe()["conflict"] is None and h.acks()[-1:] == [3])
+    assert h.transport.messages() == ["a", "b", "c"]
+    assert counted(h)[-1] is True
+
+
+def test_a_probe_above_what_the_master_holds_never_counts(
+    start_link: Callable[..., Harness], wait_for: WaitFor
+) -> None:
+    h = start_link()
+    h.connect(wait_for, ["a", "b"])
+    h.link.tell(Probed(1_000, event_stamp()))  # it claims more than we hold (and holds 1..2)
+    h.link.tell(NodeStatus(Status.HEALTHY))
+    wait_for(lambda: len(h.transport.bodies) == 4)  # the claim is checked at our last seq
+    assert h.transport.bodies[-1]["prev_seq"] == 2 and h.transport.batches()[-1] == []
+    wait_for(lambda: h.describe()["reported_seq"] == 2)
+    assert max(h.acks()) == 2 and h.describe()["behind"] is None

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replog.core import records
+from replog.core.entry import Kind
 from replog.core.errors import LogIdMismatch, LogMismatch, ShuttingDown
 from replog.core.matching import BatchHead, crc_of
 from replog.core.wire import Entry
@@ -195,6 +196,25 @@ def test_apply_is_idempotent_and_writes_only_contiguous_entries(open_store: Open
     assert messages(store) == [f"m{s}" for s in range(1, 7)]
     store.close()
     assert messages(open_store()) == [f"m{s}" for s in range(1, 7)]
+
+
+@pytest.mark.parametrize("fsync", list(FsyncPolicy))
+def test_learned_entries_are_kept_whole_and_fsynced_under_every_policy(
+    open_store: Opener, fsync: FsyncPolicy
+) -> None:
+    """Issue 11 C8: a master behind its secondaries appends what it learned from them, durably."""
+    synced: list[int] = []
+    store = open_store(new_log_id="L1", fsync=fsync, sync_fd=synced.append)
+    store.append(["a"])
+    learned = [Entry(2, "b", 7.0, 1, Kind.MESSAGE, "key-b"), Entry(3, "c", 8.0, 2)]
+    before = len(synced)
+    assert store.learn(learned) == 3
+    assert len(synced) > before, "fsynced before learn returns"
+    with pytest.raises(ValueError, match="start at seq 2, not 4"):
+        store.learn(learned[:1])
+    store.close()
+    again = open_store()
+    assert again.read(2, 2) == learned
 
 
 def test_apply_acks_only_after_fsync(open_store: Opener) -> None:
