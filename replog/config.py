@@ -38,9 +38,9 @@ class ServerConfig:
 class StorageConfig:
     """The durable log. Memory is bounded in bytes, not entries (issue 11 B4): a disk store keeps
     the newest entries in a cache of `cache_bytes` (each counted with its Python overhead, ~140
-    bytes plus the message), reads older ones from its file, and holds at most 64 MiB of entries
-    past a gap on a secondary. A store whose disk fails (full, or an fsync error) refuses writes
-    and checks every `retry_s` whether the disk works again."""
+    bytes plus the message) and reads older ones from its file; a secondary holds nothing past a
+    gap (a batch that does not attach is refused). A store whose disk fails (full, or an fsync
+    error) refuses writes and checks every `retry_s` whether the disk works again."""
 
     data_dir: Path | None = None  # None: in memory, forgotten on restart
     fsync: FsyncPolicy = FsyncPolicy.ALWAYS

@@ -20,6 +20,39 @@ _ERROR = {
 }
 
 
+_CHECK_FIELDS: dict[str, Any] = {
+    "epoch": {"type": "integer", "minimum": 1, "description": "the sender's (master's) epoch"},
+    "prev_seq": {"type": "integer", "minimum": 0, "description": "the seq just before the batch"},
+    "prev_epoch": {"type": "integer", "minimum": 0, "description": "that entry's epoch (0 for seq 0)"},
+    "prev_crc": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 0xFFFFFFFF,
+        "description": "crc32 of that entry's message in UTF-8 (0 for seq 0)",
+    },
+}
+
+_LOG_MISMATCH: dict[str, Any] = {
+    "type": "object",
+    "required": ["error", "detail", "reason", "last", "bounds"],
+    "properties": {
+        "error": {"type": "string", "enum": ["log_mismatch"]},
+        "detail": {"type": "string"},
+        "reason": {"type": "string", "enum": ["gap", "epoch", "content"]},
+        "last": {
+            "type": "object",
+            "properties": {"seq": {"type": "integer"}, "epoch": {"type": "integer"}},
+            "description": "where the secondary's log ends",
+        },
+        "bounds": {
+            "type": "array",
+            "items": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
+            "description": "its newest epoch boundaries [epoch, first_seq], oldest first",
+        },
+    },
+}
+
+
 def _w(node_count: int) -> dict[str, Any]:
     return {
         "description": f"Nodes (master included) that must hold the message before the answer: "
@@ -35,6 +68,53 @@ def _error(description: str) -> dict[str, Any]:
     return {
         "description": description,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+# Internal (secondaries only, with the cluster secret): documented so other implementations can
+# talk to a replog cluster. Every node of a cluster runs the same version (mixed versions: no).
+def _replicate() -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": "Internal, on a secondary: apply a batch that attaches to its log (Raft's check)",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["log_id", "epoch", "prev_seq", "prev_epoch", "prev_crc"],
+                            "properties": {
+                                "log_id": {"type": "string"},
+                                **_CHECK_FIELDS,
+                                "first_seq": {
+                                    "type": "integer",
+                                    "description": "prev_seq + 1 (compact form)",
+                                },
+                                "messages": {"type": "array", "items": {"type": "string"}},
+                                "epochs": {
+                                    "type": "array",
+                                    "description": "[epoch, first_seq] where the entries' epoch changes; "
+                                    "absent: all in the sender's epoch",
+                                },
+                                "entries": {"type": "array", "description": "general form: [{seq, message}]"},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": {"description": "accepted: {acked_seq}; held duplicates were skipped"},
+                "400": _error("malformed, or from an older master without the check fields"),
+                "403": _error("forbidden: no or wrong cluster secret"),
+                "409": {
+                    "description": "log_mismatch: the batch does not attach (or differs from what is held); "
+                    "nothing changed. Also log_id_mismatch: another cluster's log",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LogMismatch"}}},
+                },
+                "503": _error("storage_unavailable: the secondary's disk failed"),
+            },
+        }
     }
 
 
@@ -123,8 +203,10 @@ def openapi(
                             f"a message over {max_message_bytes} bytes; nothing stored"
                         ),
                         "503": _error(
-                            "read_only (no quorum), overloaded or storage_unavailable (the master's disk "
-                            "failed); nothing stored; see Retry-After"
+                            "read_only (no quorum of verified secondaries, or the master is behind a "
+                            "secondary and learning what it lost: see /health read_only_reason), "
+                            "overloaded or storage_unavailable (the master's disk failed); nothing "
+                            "stored; see Retry-After"
                         ),
                         "504": _error(
                             "write_concern_timeout: stored, still replicating; carries seq and acks"
@@ -164,12 +246,14 @@ def openapi(
                     },
                 },
             },
+            "/replicate": _replicate(),
             "/health": {
                 "get": {
-                    "summary": "Role, quorum, read-only flag and every secondary's health",
+                    "summary": "Role, quorum, read-only flag and reason, catch-up, and every secondary's "
+                    "health, verified acked_seq, reported_seq, counted, conflict and behind",
                     "responses": {"200": {"description": "health", "content": {"application/json": {}}}},
                 }
             },
         },
-        "components": {"schemas": {"Error": _ERROR}},
+        "components": {"schemas": {"Error": _ERROR, "LogMismatch": _LOG_MISMATCH}},
     }
