@@ -154,8 +154,12 @@ class OrderedLog:
     def check(self, head: BatchHead, entries: Sequence[Entry]) -> Verdict:
         """The consistency check of a batch against this log (`core.matching.check_batch`); decides
         only. ValueError if the entries do not run contiguously from head.prev_seq + 1."""
-        incoming = [Fingerprint.of(e) for e in entries]
-        return check_batch(head, incoming, self.contiguous_seq, self.fingerprint)
+        if any(e.seq != head.prev_seq + 1 + i for i, e in enumerate(entries)):
+            raise ValueError(f"a batch's entries must run contiguously from seq {head.prev_seq + 1}")
+        last = self.contiguous_seq
+        # Only entries this log may already hold are fingerprinted (a crc each): usually none.
+        overlap = [Fingerprint.of(e) for e in entries[: max(0, last - head.prev_seq)]]
+        return check_batch(head, overlap, last, self.fingerprint)
 
     def mismatch(self, refusal: Refuse) -> LogMismatch:
         """The error that refuses a batch: why, and where this log stands."""
