@@ -2,7 +2,8 @@
 
 A ticker `tell`s `Tick`; each secondary has its own prober thread, so a paused node costs only its
 own probe timeout. Status changes go to that secondary's link (to retry at once when Healthy) and to
-the quorum gate. A probe also carries the secondary's acked seq, which the link adopts.
+the quorum gate. A probe also carries the secondary's acked seq, which the link takes as a hint
+for where to check next, never as an ack (issue 11 C7: only a verified batch answer counts).
 """
 
 from __future__ import annotations

@@ -8,30 +8,34 @@ right after the secondary's acked seq, so catch-up after an outage is the same p
 batches.
 
 Threads: `handle` and everything it calls run on the link actor's thread; `_send` on the sender
-thread; `WakeSignal.__call__` and `StoredSeqFanout.__call__` on the store's flusher thread.
+thread; `WakeSignal` and `StoredSeqFanout` (in `actors.wake`) on the store's flusher thread.
 """
 
 from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pykka
 
 from replog.actors.base import ReplogActor
-from replog.actors.gate import Acked, LinkVerdict, MasterStored
+from replog.actors.gate import Acked, LinkVerdict
 from replog.actors.threads import Worker, event_stamp, tell_quietly
+from replog.actors.wake import StoredSeqFanout as StoredSeqFanout  # noqa: PLC0414 -- re-exported
+from replog.actors.wake import Wake as Wake  # noqa: PLC0414 -- re-exported
+from replog.actors.wake import WakeSignal as WakeSignal  # noqa: PLC0414 -- re-exported
 from replog.config import LinkConfig
+from replog.core.batches import encode_batch
 from replog.core.epochs import EpochIndex
 from replog.core.errors import ShuttingDown
 from replog.core.health import Status
 from replog.core.matching import NOTHING, BatchHead, Fingerprint, Mismatch
 from replog.core.records import CorruptLog
 from replog.core.replication import Decision, Idle, LinkState, Send, Wait
-from replog.core.wire import Entry, encode_batch
+from replog.core.wire import Entry
 from replog.logs import node_logger
 from replog.net.transport import Transport, TransportError
 from replog.storage.failure import StorageError
@@ -42,10 +46,6 @@ BehindCallback = Callable[[str, int], None]
 # The master's own log cannot be read: retrying will not help, and a node that keeps answering
 # without replicating would be half-dead. Anything else that goes wrong reading is retried.
 FATAL_STORE_ERRORS = (CorruptLog, StorageError, OSError)
-
-
-class Wake:
-    """New entries are stored; send if idle."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,49 +90,6 @@ class Probed:
 
 class Describe:
     """Ask for the link's state, for /health."""
-
-
-class WakeSignal:
-    """Coalesces wake-ups: at most one `Wake` waits in the link's mailbox at any time, and none
-    unless the link's state is idle (with a batch in flight or a retry pending, the link looks for
-    new entries anyway when that ends). Every wake-up skipped is a thread switch saved on the append
-    path. The in-flight truth is the state's own `idle`, never a copy: the store advances stored_seq
-    before it signals, and the link leaves SENDING/BACKING_OFF before it reads stored_seq, so an
-    entry is never left unseen."""
-
-    def __init__(self) -> None:
-        self._ref: pykka.ActorRef[Any] | None = None
-        self._state: LinkState | None = None
-        self._pending = threading.Event()
-
-    def bind(self, ref: pykka.ActorRef[Any], state: LinkState) -> None:
-        """Called once by the link it belongs to, before it handles any message."""
-        self._ref, self._state = ref, state
-
-    def __call__(self) -> None:
-        """Runs on the store's flusher thread (or on the thread that starts the node)."""
-        ref, state = self._ref, self._state
-        if ref is not None and state is not None and state.idle and not self._pending.is_set():
-            self._pending.set()
-            tell_quietly(ref, Wake())
-
-    def taken(self) -> None:
-        """The link took the `Wake` out of its mailbox; it reads stored_seq only after this."""
-        self._pending.clear()
-
-
-class StoredSeqFanout:
-    """The master store's listener: the master holds seq, so count it toward w and let every link
-    send it. Runs on the store's flusher thread, after each group commit, in increasing seq order;
-    it only `tell`s, so the flusher never waits for an actor."""
-
-    def __init__(self, gate: pykka.ActorRef[Any], signals: Sequence[WakeSignal]) -> None:
-        self._gate, self._signals = gate, tuple(signals)
-
-    def __call__(self, seq: int) -> None:
-        tell_quietly(self._gate, MasterStored(seq))
-        for signal in self._signals:
-            signal()
 
 
 class SecondaryLink(ReplogActor):

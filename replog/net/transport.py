@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from replog.core.batches import parse_entries_page
 from replog.core.entry import Entry
 from replog.core.matching import Mismatch
-from replog.core.wire import parse_entries_page
 
 SECRET_HEADER = "X-Replog-Secret"
 

@@ -19,8 +19,8 @@ from typing import Any
 import bottle
 
 from replog.config import Faults, SecondaryConfig
+from replog.core.batches import parse_replicate
 from replog.core.errors import BadRequest, ReplogError
-from replog.core.wire import parse_replicate
 from replog.logs import node_logger
 from replog.storage.store import Store
 from replog.web.common import JsonBottle, json_errors, read_json_body, require_secret

@@ -9,9 +9,10 @@ from typing import Any
 
 import pykka
 
+from replog.core.batches import parse_replicate
 from replog.core.errors import LogMismatch
 from replog.core.matching import Mismatch
-from replog.core.wire import Entry, parse_replicate
+from replog.core.wire import Entry
 from replog.net.transport import ProbeResult, TransportError
 from replog.storage.store import MemoryStore
 

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from replog.config import SecondaryConfig, ServerConfig
+from replog.core.batches import encode_batch
 from replog.core.matching import BatchHead, crc_of
-from replog.core.wire import Entry, encode_batch
+from replog.core.wire import Entry
 from replog.net.transport import HttpPeer, TransportError
 from replog.node import SecondaryNode
 from tests.conftest import WaitFor
