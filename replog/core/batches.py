@@ -44,6 +44,29 @@ _HEAD_FIELDS = ("epoch", "prev_seq", "prev_epoch", "prev_crc")
 
 
 def _parse_head(body: Mapping[str, Any]) -> BatchHead:
+    """The check's fields; the well-formed case first, in a few comparisons (every batch takes it)."""
+    try:
+        head = BatchHead(body["epoch"], body["prev_seq"], body["prev_epoch"], body["prev_crc"])
+    except KeyError:
+        head = None
+    if head is not None and _well_formed(head):
+        return head
+    return _parse_head_slowly(body)
+
+
+def _well_formed(head: BatchHead) -> bool:
+    epoch, prev_seq, prev_epoch, prev_crc = head.epoch, head.prev_seq, head.prev_epoch, head.prev_crc
+    if not (
+        type(epoch) is int and type(prev_seq) is int and type(prev_epoch) is int and type(prev_crc) is int
+    ):
+        return False
+    if prev_seq == 0:
+        return epoch >= 1 and prev_epoch == 0 and prev_crc == 0
+    return 1 <= prev_epoch <= epoch and 0 < prev_seq <= 1 << 62 and 0 <= prev_crc <= 0xFFFFFFFF
+
+
+def _parse_head_slowly(body: Mapping[str, Any]) -> BatchHead:
+    """Says exactly what is wrong with the check's fields (400)."""
     missing = [f for f in _HEAD_FIELDS if f not in body]
     if missing:
         raise BadRequest(

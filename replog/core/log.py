@@ -101,6 +101,9 @@ class OrderedLog:
     def __init__(self, prefix: Prefix, epochs: EpochIndex | None = None) -> None:
         self._prefix = prefix
         self._epochs = epochs if epochs is not None else EpochIndex()
+        # The last entry, when known: a batch nearly always attaches right after it, and reading it
+        # back from a disk prefix for every batch costs more than the rest of the check.
+        self._last: Entry | None = None
 
     @property
     def contiguous_seq(self) -> int:
@@ -142,6 +145,7 @@ class OrderedLog:
         ]
         if entries:
             self._prefix.extend(entries)
+            self._last = entries[-1]
             if epoch != self._epochs.last_epoch:
                 self._epochs.note(first, epoch)
         return entries
@@ -149,7 +153,10 @@ class OrderedLog:
     # --- a secondary's batches (issue 11 C7) ------------------------------------------------------
     def fingerprint(self, seq: int) -> Fingerprint:
         """(seq, epoch, crc) of a held entry; `NOTHING` for seq 0."""
-        return NOTHING if seq == 0 else Fingerprint.of(self._prefix.get(seq))
+        if seq == 0:
+            return NOTHING
+        last = self._last
+        return Fingerprint.of(last if last is not None and last.seq == seq else self._prefix.get(seq))
 
     def check(self, head: BatchHead, entries: Sequence[Entry]) -> Verdict:
         """The consistency check of a batch against this log (`core.matching.check_batch`); decides
@@ -221,6 +228,7 @@ class OrderedLog:
                 last = entry.epoch
         if joined:
             self._prefix.extend(joined)  # first: a failed write changes nothing else
+            self._last = joined[-1]
             self._epochs.note_all(changes)
         return joined
 
@@ -231,6 +239,7 @@ class OrderedLog:
         if seq < self.contiguous_seq:
             self._prefix.truncate(seq)
             self._epochs.truncate_after(seq)
+            self._last = None
 
     def read(self, from_seq: int, max_count: int, max_bytes: int = 1 << 62) -> list[Entry]:
         """Visible entries from from_seq on, at most max_count and about max_bytes."""
