@@ -189,7 +189,8 @@ def test_a_node_without_a_secret_refuses_to_start_and_one_with_it_guards_its_int
 
     guarded = cluster.secondary("guarded")
     guarded.wait_up()
-    batch = {"log_id": "L", "first_seq": 1, "messages": ["x"]}
+    head = {"epoch": 1, "prev_seq": 0, "prev_epoch": 0, "prev_crc": 0}
+    batch = {"log_id": "L", **head, "first_seq": 1, "messages": ["x"]}
     assert requests.post(guarded.url + "/replicate", json=batch, timeout=5).status_code == 403
     headers = {"X-Replog-Secret": cluster.secret}
     assert requests.post(guarded.url + "/replicate", json=batch, headers=headers, timeout=5).json() == {
