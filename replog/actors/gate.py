@@ -213,12 +213,13 @@ class QuorumGate(ReplogActor):
             self._behind[secondary] = behind
 
     def _change(self, apply: Callable[[], None]) -> None:
-        """Apply a change of health or verdict; publish and log the read-only flag if it flips."""
-        was_writable = self._writable()
+        """Apply a change of health or verdict; publish the read-only flag, and log it when it flips
+        or when the master turns behind a secondary (a reason worth a line even if already read-only)."""
+        was_writable, was_behind = self._writable(), bool(self._behind)
         apply()
         writable = self._writable()
         self._view.publish(writable, self._read_only_reason())
-        if writable == was_writable:
+        if writable == was_writable and (writable or was_behind or not self._behind):
             return
         figures = self._quorum_figures()
         if writable:

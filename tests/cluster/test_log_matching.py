@@ -148,6 +148,7 @@ def test_a_master_that_restarts_behind_its_secondaries_learns_before_it_takes_wr
     poll_until(lambda: not cluster.client.health()["read_only"], 20, 0.02, "master writable again")
     log = cluster.log_text("master")
     assert "master is behind a secondary" in log and "learned entries" in log
+    assert "master is read-only reason=behind: " in log, "read-only, saying why, until it caught up"
     after = [cluster.client.append(f"new{i}", 3)["seq"] for i in range(3)]
     assert after == [21, 22, 23], "new writes go after the recovered seqs"
     expected = [(s, f"m{s - 1}") for s in range(1, 21)] + [(21 + i, f"new{i}") for i in range(3)]
