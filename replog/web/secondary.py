@@ -20,7 +20,7 @@ from replog.core.errors import BadRequest, ReplogError
 from replog.core.wire import parse_replicate
 from replog.logs import node_logger
 from replog.storage.store import Store
-from replog.web.common import JsonBottle, json_errors, read_json_body, require_secret
+from replog.web.common import JsonBottle, json_errors, read_json_body, require_secret, term_fields
 from replog.web.reads import add_read_routes
 
 
@@ -104,6 +104,7 @@ def describe(
         "name": config.name,
         "acked_seq": store.stored_seq,
         "log_id": store.log_id,
+        **term_fields(store),
         "storage": {"ok": storage.ok, "reason": storage.reason},
         "rolled_back_entries": store.rolled_back_entries,
         "faults": asdict(faults.current),
