@@ -31,6 +31,7 @@ from replog.service.catchup import CatchUp
 from replog.service.metered import MeteredAppender
 from replog.storage.disk import DEFAULT_SYNC, DiskStore
 from replog.storage.store import MemoryStore, StorageStatus, Store
+from replog.web.common import term_fields
 from replog.web.master import master_app
 from replog.web.ops import add_ops_routes, batches_from, watch_master, watch_secondary
 from replog.web.secondary import FaultSwitch, ReceiveStats, secondary_app
@@ -232,6 +233,7 @@ class MasterNode:
             "role": "master",
             "name": self.config.name,
             "log_id": self.store.log_id,
+            **term_fields(self.store),
             "read_only": gate["read_only"] or not storage.ok,
             "read_only_reason": (storage.reason and f"storage: {storage.reason}") or gate["read_only_reason"],
             "catch_up": self.catchup.describe(),

@@ -15,8 +15,11 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from replog.core.batches import parse_entries_page
+from replog.core.election import VoteAnswer
 from replog.core.entry import Entry
 from replog.core.matching import Mismatch
+from replog.core.votes import VoteRequest, parse_vote_answer, vote_request_body
+from replog.core.wire import encode
 
 SECRET_HEADER = "X-Replog-Secret"
 
@@ -143,6 +146,7 @@ class HttpPeer:
         self._probe = _Connection(url, connect_timeout_s, probe_timeout_s)
         self._fetch: _Connection | None = None  # opened on first use: only a master behind needs it
         self._fetch_timeouts = (connect_timeout_s, replicate_timeout_s)
+        self._vote = _Connection(url, connect_timeout_s, probe_timeout_s)  # cluster mode's election thread
 
     def replicate(self, body: bytes) -> int:
         status, answer = self._replicate.request("POST", "/replicate", body, self._headers)
@@ -182,8 +186,21 @@ class HttpPeer:
         except ValueError as exc:
             raise TransportError(f"GET /entries answered nonsense: {exc}", answered=True) from None
 
+    def request_vote(self, request: VoteRequest) -> VoteAnswer:
+        """POST /vote (cluster mode). A 200 with a valid answer, else TransportError."""
+        body = encode(vote_request_body(request))
+        status, answer = self._vote.request("POST", "/vote", body, self._headers)
+        if status != 200:
+            detail = f"HTTP {status}: {answer.get('error', '')} {answer.get('detail', '')}".strip()
+            raise TransportError(detail, answered=True, refused=400 <= status < 500)
+        try:
+            return parse_vote_answer(answer)
+        except ValueError as exc:
+            raise TransportError(f"bad vote answer: {exc}", answered=True) from None
+
     def close(self) -> None:
         self._replicate.close()
         self._probe.close()
         if self._fetch is not None:
             self._fetch.close()
+        self._vote.close()

@@ -23,7 +23,7 @@ from replog.core.batches import parse_replicate
 from replog.core.errors import BadRequest, ReplogError
 from replog.logs import node_logger
 from replog.storage.store import Store
-from replog.web.common import JsonBottle, json_errors, read_json_body, require_secret
+from replog.web.common import JsonBottle, json_errors, read_json_body, require_secret, term_fields
 from replog.web.reads import add_read_routes
 
 
@@ -107,6 +107,7 @@ def describe(
         "name": config.name,
         "acked_seq": store.stored_seq,
         "log_id": store.log_id,
+        **term_fields(store),
         "storage": {"ok": storage.ok, "reason": storage.reason},
         "rolled_back_entries": store.rolled_back_entries,
         "faults": asdict(faults.current),
