@@ -119,6 +119,7 @@ class LinkState:
     batch_from: int | None = None  # first seq of the batch in flight, from decide until its outcome
     batch_to: int | None = None  # its last seq, once dispatched (first - 1 for a handshake)
     handshake: bool = False  # whether the batch in flight is an empty handshake
+    answer_claimed_more: bool = False  # the last answer said more than its batch proved
     pending_wait: Wait | None = None  # the wait the next decide hands out
 
     @property
@@ -147,6 +148,12 @@ class LinkState:
             self.behind = None  # caught up; while unsure otherwise, stay behind: it is the safe side
         if self.behind is not None:
             return IDLE  # it holds all we have and more: we learn from it, never overwrite it
+        claimed_here = min(claimed, stored_seq)
+        if self.known and self.answer_claimed_more and self.acked_seq < claimed_here:
+            # It holds more than the last answer proved (and no more than we hold): check there,
+            # rather than resend what it holds.
+            self.known, self.guess = False, claimed_here
+        self.answer_claimed_more = False
         if not self.known:
             hint = self.guess if self.guess is not None else self.reported_seq
             prev = stored_seq if hint is None else min(hint, stored_seq)
@@ -177,6 +184,7 @@ class LinkState:
         assert self.batch_to is not None  # dispatched
         self.fresh_after = max(self.fresh_after, answered_at)
         self.acked_seq = min(acked_seq, self.batch_to)
+        self.answer_claimed_more = acked_seq > self.batch_to
         self.reported_seq, self.known, self.log_accepted, self.verified = acked_seq, True, True, True
         self.guess, self.rounds, self.conflict = None, 0, None
         self.phase, self.batch_from, self.batch_to = Phase.IDLE, None, None

@@ -373,8 +373,23 @@ def test_a_secondary_verified_past_our_last_seq_means_we_are_behind() -> None:
     assert state.sent(9) == 5, "capped at what the handshake proved"
     assert state.decide(5) is IDLE, "nothing is sent while behind"
     assert (state.behind, state.counted) == (9, True)
-    assert state.decide(9) == Send(6, handshake=False), "caught up: its entries are checked as duplicates"
+    assert state.decide(9) == Send(10, handshake=True), "caught up: checked at its last seq, not resent"
     assert state.behind is None
+
+
+def test_an_answer_that_claims_more_than_its_handshake_proved_is_checked_there_not_resent() -> None:
+    """A node that restarted after storing a batch it never answered: the handshake at its old seq
+    says it holds more. Check there (one empty round trip) rather than resend what it holds."""
+    state = connected(4)
+    send(state, 9)  # 5..9: stored there, the answer lost
+    state.failed("connection reset", answered=False)
+    assert isinstance(state.decide(9), Wait)
+    state.retry_due(state.generation)
+    handshake_at(state, 9, 4)  # its last answer said 4
+    assert state.sent(9) == 4, "only what the handshake proved counts"
+    handshake_at(state, 9, 9)
+    assert state.sent(9) == 9
+    assert state.decide(9) is IDLE and state.resent == 0
 
 
 def test_a_claim_past_our_last_seq_is_checked_at_our_last_seq_before_anything_counts() -> None:
