@@ -19,7 +19,7 @@ from replog.actors.gate import QuorumGate, QuorumView, Snapshot, StoreFailed
 from replog.actors.heartbeat import Describe as DescribeHealth
 from replog.actors.heartbeat import HeartbeatMonitor, Tick
 from replog.actors.link import Describe as DescribeLink
-from replog.actors.link import SecondaryLink, StoredSeqFanout, WakeSignal
+from replog.actors.link import Disproved, SecondaryLink, StoredSeqFanout, WakeSignal
 from replog.actors.threads import Ticker, tell_quietly
 from replog.config import MasterConfig, SecondaryConfig, StorageConfig
 from replog.core.errors import Overloaded, ShuttingDown
@@ -98,7 +98,9 @@ class MasterNode:
         self.gate = QuorumGate.start(config.name, config.secondaries, self.view)
         self.live = watch_master(config, self.metrics, self.store, self.health)
         make = metered(transports or self._http_peer, self.metrics, self._acked_seq_dropped)
-        self.catchup = CatchUp(config.name, self.store, transports or self._http_peer)
+        self.catchup = CatchUp(
+            config.name, self.store, transports or self._http_peer, on_disproved=self._disproved
+        )
         wakes: list[WakeSignal] = []
         for url in config.secondaries:
             wakes.append(WakeSignal())
@@ -182,6 +184,12 @@ class MasterNode:
             self.fatal_reason = reason
         self._log.error("fatal error; stopping the node reason=%s", reason)
         threading.Thread(target=self._stop_after_fatal, name=f"fatal-stop-{self.config.name}").start()
+
+    def _disproved(self, url: str, claim: int, reason: str) -> None:
+        """The catch-up worker: `url` claims entries it does not serve; its link calls it a conflict."""
+        link = self.links.get(url)
+        if link is not None:
+            tell_quietly(link, Disproved(claim, reason))
 
     def _acked_seq_dropped(self, url: str, before: int, now: int) -> None:
         """A sender or prober thread: the secondary answered with a lower acked seq than before."""

@@ -65,6 +65,14 @@ class Refused:
 
 
 @dataclass(frozen=True, slots=True)
+class Disproved:
+    """The master could not learn the entries the secondary claims to hold up to `claim`."""
+
+    claim: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class SendFailed:
     error: str
     answered: bool
@@ -148,6 +156,8 @@ class SecondaryLink(ReplogActor):
                 )  # fmt: skip
             case SendFailed(error, answered, refused, failed_at):
                 state.failed(error, answered=answered, refused=refused, failed_at=failed_at)
+            case Disproved(claim, reason):
+                state.disproved(claim, reason)
             case RetryDue(generation):
                 state.retry_due(generation)
             case NodeStatus(status):

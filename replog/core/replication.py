@@ -120,6 +120,7 @@ class LinkState:
     batch_to: int | None = None  # its last seq, once dispatched (first - 1 for a handshake)
     handshake: bool = False  # whether the batch in flight is an empty handshake
     answer_claimed_more: bool = False  # the last answer said more than its batch proved
+    disproved_claim: int | None = None  # a claim the master could not learn from (see `disproved`)
     pending_wait: Wait | None = None  # the wait the next decide hands out
 
     @property
@@ -141,7 +142,9 @@ class LinkState:
         if self.phase is not Phase.IDLE:
             return IDLE
         claimed = self.reported_seq if self.reported_seq is not None else 0
-        if self.known:
+        if self.conflict is not None:
+            self.behind = None  # a node in conflict is never learned from
+        elif self.known:
             verified_to_our_end = self.acked_seq >= stored_seq
             self.behind = claimed if verified_to_our_end and claimed > stored_seq else None
         elif self.behind is not None and stored_seq >= self.behind:
@@ -186,7 +189,9 @@ class LinkState:
         self.acked_seq = min(acked_seq, self.batch_to)
         self.answer_claimed_more = acked_seq > self.batch_to
         self.reported_seq, self.known, self.log_accepted, self.verified = acked_seq, True, True, True
-        self.guess, self.rounds, self.conflict = None, 0, None
+        self.guess, self.rounds = None, 0
+        if self.disproved_claim is None or acked_seq != self.disproved_claim:
+            self.conflict, self.disproved_claim = None, None  # a claim we could not check stays a conflict
         self.phase, self.batch_from, self.batch_to = Phase.IDLE, None, None
         self.attempt, self.last_error = 0, None
         return self.acked_seq
@@ -256,6 +261,15 @@ class LinkState:
             self.generation += 1  # the running timer is stale now
             return True
         return False
+
+    def disproved(self, claim: int, reason: str) -> None:
+        """The master could not learn the entries this secondary claims to hold up to `claim` (it
+        serves none of them): a conflict, not counted, never learned from, until it claims
+        something else. Legal in every phase (the catch-up worker does not know the link's)."""
+        if self.phase is Phase.BROKEN:
+            return
+        self.conflict, self.disproved_claim, self.verified = reason, claim, False
+        self.behind, self.answer_claimed_more = None, False
 
     def probed(self, acked_seq: int, asked_at: int) -> int | None:
         """A heartbeat saw the secondary's acked seq: a hint, never counted. Ignored while a batch is

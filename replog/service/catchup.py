@@ -50,8 +50,12 @@ class CatchUp:
         *,
         retry_s: float = 1.0,
         page_entries: int = PAGE_ENTRIES,
+        on_disproved: Callable[[str, int, str], None] | None = None,
     ) -> None:
+        """`on_disproved(url, claim, reason)` (worker thread, must not block): `url` claims to hold
+        entries up to `claim` but serves none past ours; it must not be learned from (a conflict)."""
         self._log = node_logger(__name__, node)
+        self._on_disproved = on_disproved
         self._store, self._make_source = store, sources
         self._retry_s, self._page_entries = retry_s, page_entries
         self._lock = threading.Lock()  # guards the fields below; never held during I/O
@@ -121,6 +125,17 @@ class CatchUp:
                 source.close()
             self._sources.clear()
 
+    def _disprove(self, url: str, claim: int, reason: str) -> None:
+        """Worker thread: stop learning from `url` and have its link call it a conflict."""
+        with self._lock:
+            if self._targets.get(url) == claim:
+                del self._targets[url]
+        self._log.error(
+            "cannot learn from a secondary; treating it as a conflict secondary=%s reason=%s", url, reason
+        )
+        if self._on_disproved is not None:
+            self._on_disproved(url, claim, reason)
+
     def _learn_page(self, url: str, stored: int, target: int) -> bool:
         """One page from `url`, appended; False (and the error kept for /health) if that failed."""
         try:
@@ -128,9 +143,12 @@ class CatchUp:
             page = source.fetch_entries(stored + 1, min(self._page_entries, target - stored))
             page = [e for e in page if e.seq <= target]
             if not page:
-                raise LookupError(f"{url} said it holds seq {target} but serves nothing past seq {stored}")
+                self._disprove(
+                    url, target, f"it says it holds seq {target} but serves nothing past seq {stored}"
+                )
+                return True  # not a failure to retry: that target is gone
             self._store.learn(page)
-        except (TransportError, ReplogError, LookupError, ValueError) as exc:
+        except (TransportError, ReplogError, ValueError) as exc:
             error = f"learning seqs {stored + 1}..{target} from {url} failed: {exc}"
             self._log.warning("catch-up failed; retrying error=%s retry_s=%.1f", error, self._retry_s)
             with self._lock:

@@ -41,6 +41,7 @@ class FakeTransport:
         self.probes = 0
         self.fetches = 0
         self.fetch_error: str | None = None
+        self.serves_entries = True  # False: GET /entries answers an empty page whatever it holds
         self.closed = False
 
     # scripting ------------------------------------------------------------------------------------
@@ -115,7 +116,7 @@ class FakeTransport:
             store = self.store
         if self.fetch_error is not None:
             raise TransportError(self.fetch_error, answered=True)
-        return store.read(from_seq, limit)
+        return store.read(from_seq, limit) if self.serves_entries else []
 
     def close(self) -> None:
         self.closed = True

@@ -36,7 +36,9 @@ def master_behind(request: pytest.FixtureRequest) -> Iterator[Behind]:
     for url in URLS:
         fakes[url] = FakeTransport()
         fakes[url].store.apply("log-m", log)
-        fakes[url].fetch_error = getattr(request, "param", None)
+        trouble = getattr(request, "param", None)  # "serves nothing", or a fetch error
+        fakes[url].serves_entries = trouble != "serves nothing"
+        fakes[url].fetch_error = None if trouble == "serves nothing" else trouble
     config = MasterConfig(secondaries=URLS, server=ServerConfig(port=0, threads=8, reserved_threads=2))
     node = MasterNode(config, store=store, transports=fakes.__getitem__, heartbeat=False)
     node.start()
@@ -72,3 +74,19 @@ def test_while_behind_the_master_is_read_only_and_says_why(master_behind: Behind
     wait_for(lambda: (node.health()["catch_up"] or {}).get("last_error") is not None)
     assert node.view.read_only and node.store.stored_seq == 3
     assert max(s["acked_seq"] for s in health["secondaries"]) <= 3, "nothing past our log is counted"
+
+
+@pytest.mark.parametrize("master_behind", ["serves nothing"], indirect=True)
+def test_secondaries_that_claim_entries_they_do_not_serve_are_conflicts_not_a_reason_to_wait(
+    master_behind: Behind, wait_for: WaitFor
+) -> None:
+    """Issue 11 C7: more than the master holds, unverifiable: not counted, shown, and the master
+    is not kept read-only by it (here both do it: no quorum is left, and /health says why)."""
+    node, _ = master_behind
+    node.monitor.tell(Tick())
+    wait_for(lambda: all(s["conflict"] for s in node.health()["secondaries"]))
+    health = node.health()
+    for row in health["secondaries"]:
+        assert "serves nothing past seq 3" in row["conflict"] and not row["counted"]
+    assert health["read_only_reason"] == "no quorum: 1 of 3 nodes available and verified, 2 needed"
+    assert node.store.stored_seq == 3

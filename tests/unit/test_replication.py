@@ -392,6 +392,22 @@ def test_an_answer_that_claims_more_than_its_handshake_proved_is_checked_there_n
     assert state.decide(9) is IDLE and state.resent == 0
 
 
+def test_a_claim_the_master_could_not_learn_from_is_a_conflict_until_the_claim_changes() -> None:
+    state = new()
+    handshake_at(state, 5, 5)
+    state.sent(1_000)
+    assert state.decide(5) is IDLE and state.behind == 1_000
+    state.disproved(1_000, "it serves nothing past seq 5")
+    assert (state.conflict, state.counted) == ("it serves nothing past seq 5", False)
+    assert state.decide(5) is IDLE and state.behind is None, "never learned from again"
+    send(state, 6)
+    state.sent(1_000)
+    assert state.conflict is not None and not state.counted, "the same claim again: still a conflict"
+    send(state, 7)
+    state.sent(7)  # replaced by an honest node
+    assert state.conflict is None and state.counted and state.acked_seq == 7
+
+
 def test_a_claim_past_our_last_seq_is_checked_at_our_last_seq_before_anything_counts() -> None:
     state = connected(5)
     state.probed(9, asked_at=1)
