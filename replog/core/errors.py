@@ -127,3 +127,18 @@ class WritesInFlight(ReplogError):
 
     status = 503
     code = "writes_in_flight"
+
+
+class IdempotencyKeyReused(ReplogError):
+    """A client's idempotency key is held in the window with another message: nothing is stored;
+    the body carries the seq of the message the key belongs to."""
+
+    status = 422
+    code = "idempotency_key_reused"
+
+
+class MinSeqTimeout(ReplogError):
+    """A read asked for `min_seq` (read-your-writes) and this node did not hold it in time."""
+
+    status = 504
+    code = "min_seq_timeout"
