@@ -91,7 +91,7 @@ class DedupWindow:
         return len(self._held)
 
     @property
-    def bytes(self) -> int:
+    def memory_bytes(self) -> int:
         """Estimated memory held (see `KEY_OVERHEAD_BYTES`); at most `policy.worst_case_bytes`."""
         return len(self._held) * KEY_OVERHEAD_BYTES + self._key_bytes
 

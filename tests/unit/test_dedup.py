@@ -54,13 +54,13 @@ def test_expire_forgets_the_old_keys_only() -> None:
 
 def test_bytes_grow_and_shrink_with_keys_and_stay_under_the_worst_case() -> None:
     w = window(max_keys=100)
-    empty = w.bytes
+    empty = w.memory_bytes
     w.note(Entry(i, "m", 1.0, key="k" * MAX_KEY_BYTES + "") for i in range(1, 2))
-    assert w.bytes > empty
+    assert w.memory_bytes > empty
     w.note(Entry(i, "m", 1.0, key=f"{i:0{MAX_KEY_BYTES}d}") for i in range(2, 300))
-    assert len(w) == 100 and w.bytes <= w.policy.worst_case_bytes
+    assert len(w) == 100 and w.memory_bytes <= w.policy.worst_case_bytes
     w.forget_after(0)
-    assert w.bytes == 0
+    assert w.memory_bytes == 0
 
 
 def test_forget_after_drops_the_keys_of_removed_entries() -> None:
