@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from replog.core.backoff import BackoffPolicy
+from replog.core.dedup import WindowPolicy
 from replog.core.fsync import FsyncPolicy
 from replog.core.health import HealthPolicy
 from replog.core.urls import duplicate_nodes
@@ -49,6 +50,8 @@ class StorageConfig:
     # garbage collector scans all the cached entries (64 MiB made 64 clients w=1 ~20% slower).
     cache_bytes: int = 16 * 1024 * 1024  # bytes of recent entries kept in memory
     retry_s: float = 1.0  # seconds between checks of a failed disk
+    # Idempotency keys remembered (by count, and seconds of age): `--dedup-window-keys`/`-s`.
+    dedup: WindowPolicy = field(default_factory=WindowPolicy)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,7 @@ TransportFactory = Callable[[str], Transport]
 def open_store(storage: StorageConfig, new_log_id: str | None, metrics: NodeMetrics | None = None) -> Store:
     """A disk store when a data directory is configured, else a memory store."""
     if storage.data_dir is None:
-        return MemoryStore(new_log_id)
+        return MemoryStore(new_log_id, dedup=storage.dedup)
     return DiskStore.open(
         storage.data_dir,
         fsync=storage.fsync,
@@ -51,6 +51,7 @@ def open_store(storage: StorageConfig, new_log_id: str | None, metrics: NodeMetr
         sync_fd=DEFAULT_SYNC if metrics is None else metrics.timed_fsync(DEFAULT_SYNC),
         cache_bytes=storage.cache_bytes,
         retry_s=storage.retry_s,
+        dedup=storage.dedup,
     )
 
 

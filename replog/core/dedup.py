@@ -196,3 +196,19 @@ def rebuild(
     window = DedupWindow(policy)
     window.note(reversed(list(found.values())))
     return window, scanned
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedAppend:
+    """What an append with keys did: each item's seq, in the items' order (a repeat's is the
+    original's), and how many items were repeats (not stored again)."""
+
+    seqs: tuple[int, ...]
+    repeats: int
+
+    @classmethod
+    def of(cls, found: Sequence[Held | None], stored: Sequence[Entry]) -> KeyedAppend:
+        """`found` from `DedupWindow.plan`; `stored` the entries appended for its None items."""
+        fresh = iter(stored)
+        seqs = tuple(held.seq if held is not None else next(fresh).seq for held in found)
+        return cls(seqs, sum(1 for held in found if held is not None))

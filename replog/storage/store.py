@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from replog.core.dedup import DedupWindow, KeyedAppend, WindowPolicy
 from replog.core.entry import Entry, NewEntry
 from replog.core.epochs import Position, Vote, next_term
 from replog.core.errors import StorageUnavailable
@@ -105,6 +106,17 @@ class Store(Protocol):
         store is still in that generation, so the caller knows its entries' generation exactly."""
         ...
 
+    def append_unique(self, items: Sequence[NewEntry], *, generation: int | None = None) -> KeyedAppend:
+        """Master: `append` for items that may carry idempotency keys. An item whose key the dedup
+        window holds with the same message is not stored again (its seq is the original's); a key
+        held with another message raises `IdempotencyKeyReused` and nothing is stored."""
+        ...
+
+    @property
+    def keys_held(self) -> int:
+        """Idempotency keys in the dedup window."""
+        ...
+
     def apply(self, log_id: str, entries: Sequence[Entry]) -> int:
         """Secondary: apply a batch idempotently; return the stored seq once durable."""
         ...
@@ -124,9 +136,15 @@ class MemoryStore:
     """A log held in memory: fast, and forgotten on restart. It never fails; rolled-back entries are
     kept in memory (`rolled_back`), as a disk store keeps them in its rollback file."""
 
-    def __init__(self, log_id: str | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        log_id: str | None = None,
+        clock: Callable[[], float] = time.time,
+        dedup: WindowPolicy | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         self._log = OrderedLog(MemoryPrefix())
+        self._keys = DedupWindow(dedup)
         self._log_id = log_id  # adopted in `apply` only, under the lock
         self._clock = clock
         self._listener: StoredListener | None = None
@@ -188,16 +206,41 @@ class MemoryStore:
             raise StorageUnavailable(f"no such storage generation {generation}; nothing was stored")
         with self._lock:
             entries = self._log.append(items, self._clock(), self._epoch)
+            self._keys.note(entries)
         if self._listener is not None and entries:
             self._listener(entries[-1].seq)
         return entries
+
+    def append_unique(self, items: Sequence[NewEntry], *, generation: int | None = None) -> KeyedAppend:
+        if generation not in (None, 0):
+            raise StorageUnavailable(f"no such storage generation {generation}; nothing was stored")
+        with self._lock:
+            now = self._clock()
+            self._keys.expire(now)
+            found = self._keys.plan([(item.message, item.key) for item in items], now)
+            fresh = [item for item, held in zip(items, found, strict=True) if held is None]
+            entries = self._log.append(fresh, now, self._epoch) if fresh else []
+            self._keys.note(entries)
+        if self._listener is not None and entries:
+            self._listener(entries[-1].seq)
+        return KeyedAppend.of(found, entries)
+
+    @property
+    def keys_held(self) -> int:
+        return len(self._keys)
 
     def apply(self, log_id: str, entries: Sequence[Entry]) -> int:
         with self._lock:
             if check_log_id(self._log_id, log_id):
                 self._log_id = log_id
-            self._log.insert(entries, self._clock())
-            return self._log.contiguous_seq
+            now = self._clock()
+            joined = self._log.insert(entries, now)
+            self._keys.expire(now)
+            self._keys.note(joined)
+            stored = self._log.contiguous_seq
+        if self._listener is not None and joined:
+            self._listener(stored)  # as a disk store's flusher does: followers wake on it
+        return stored
 
     def truncate_after(self, seq: int, reason: str) -> int:
         with self._lock:
@@ -208,6 +251,7 @@ class MemoryStore:
             now = self._clock()
             self.rolled_back.extend((e, now, reason) for e in removed)
             self._log.truncate_after(seq)
+            self._keys.forget_after(seq)
         log.warning(
             "rolled back seqs=%d..%d count=%d reason=%s (in memory)", seq + 1, top, len(removed), reason
         )

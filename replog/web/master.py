@@ -19,6 +19,8 @@ from replog.web.common import JsonBottle, json_errors, read_json_body
 from replog.web.openapi import openapi
 from replog.web.reads import add_read_routes
 
+IDEMPOTENCY_HEADER = "Idempotency-Key"  # a single append's key; the body's 'id' is its twin
+
 
 def master_app(
     config: MasterConfig, store: Store, appender: Appender, health: Callable[[], dict[str, Any]]
@@ -30,7 +32,11 @@ def master_app(
     def post_message() -> dict[str, Any]:
         body = read_json_body(config.server.max_body_bytes)
         request = parse_append(
-            body, bottle.request.query.get("w"), config.node_count, config.server.max_message_bytes
+            body,
+            bottle.request.query.get("w"),
+            config.node_count,
+            config.server.max_message_bytes,
+            bottle.request.get_header(IDEMPOTENCY_HEADER),
         )
         hung_up = bottle.request.environ.get("waitress.client_disconnected", lambda: False)
         answer = appender.append(request, hung_up)
