@@ -21,7 +21,7 @@ from replog.actors.heartbeat import HeartbeatMonitor, Tick
 from replog.actors.link import Describe as DescribeLink
 from replog.actors.link import SecondaryLink, StoredSeqFanout, WakeSignal
 from replog.actors.threads import Ticker, tell_quietly
-from replog.config import MasterConfig, SecondaryConfig, StorageConfig
+from replog.config import MasterConfig, SecondaryConfig, ServerConfig, StorageConfig
 from replog.core.errors import Overloaded, ShuttingDown
 from replog.logs import node_logger
 from replog.metrics import NodeMetrics
@@ -30,6 +30,8 @@ from replog.net.transport import HttpPeer, Transport
 from replog.service.metered import MeteredAppender
 from replog.storage.disk import DEFAULT_SYNC, DiskStore
 from replog.storage.store import MemoryStore, StorageStatus, Store
+from replog.storage.watch import SeqWatch
+from replog.web.follow import Followers
 from replog.web.master import master_app
 from replog.web.ops import add_ops_routes, batches_from, watch_master, watch_secondary
 from replog.web.secondary import FaultSwitch, ReceiveStats, secondary_app
@@ -53,6 +55,20 @@ def open_store(storage: StorageConfig, new_log_id: str | None, metrics: NodeMetr
         retry_s=storage.retry_s,
         dedup=storage.dedup,
     )
+
+
+def stored_listener(fanout: StoredSeqFanout, watch: SeqWatch) -> Callable[[int], None]:
+    """The master store's listener (flusher thread): the gate and links first, then followers."""
+
+    def stored(seq: int) -> None:
+        fanout(seq)
+        watch.poke(seq)
+
+    return stored
+
+
+def followers_of(server: ServerConfig, store: Store, watch: SeqWatch) -> Followers:
+    return Followers(store, watch, server.max_followers, server.follow_keepalive_s)
 
 
 class MasterNode:
@@ -121,7 +137,8 @@ class MasterNode:
             log_id=self.store.log_id,
         )
         fanout = StoredSeqFanout(self.gate, wakes)  # the store's listener, on its flusher thread
-        self.store.set_listener(fanout)
+        self.watch = SeqWatch(lambda: self.store.stored_seq, name=config.name)
+        self.store.set_listener(stored_listener(fanout, self.watch))
         self.store.set_status_listener(self._storage_changed)
         if self.store.stored_seq:
             fanout(self.store.stored_seq)
@@ -132,7 +149,8 @@ class MasterNode:
                 lambda: tell_quietly(self.monitor, Tick()),
             )
         self.appender = MeteredAppender(config, self.store, self.gate, self.view, self.metrics)
-        app = master_app(config, self.store, self.appender, self.health)
+        self.followers = followers_of(config.server, self.store, self.watch)
+        app = master_app(config, self.store, self.appender, self.health, self.followers)
         add_ops_routes(
             app, role="master", metrics=self.metrics, live=self.live, describe=self.health, store=self.store
         )
@@ -257,6 +275,7 @@ class MasterNode:
             self.live.stop()
             if self._ticker is not None:
                 self._ticker.stop()
+            self.watch.close()  # ends every stream and long poll, freeing their threads
             self.server.stop(drain=self._stop_gate)
             for ref in [self.monitor, *self.links.values()]:
                 ref.stop()
@@ -279,7 +298,10 @@ class SecondaryNode:
         self.faults = FaultSwitch(config.name, config.faults, rng or random.Random())
         self._stopping = threading.Event()
         stats = ReceiveStats()
-        app = secondary_app(config, self.store, self.faults, self._stopping, stats)
+        self.watch = SeqWatch(lambda: self.store.stored_seq, name=config.name)
+        self.store.set_listener(self.watch.poke)  # a secondary's store has no other listener
+        self.followers = followers_of(config.server, self.store, self.watch)
+        app = secondary_app(config, self.store, self.faults, self._stopping, stats, self.followers)
         health = functools.partial(describe_secondary, config, self.store, self.faults, stats)
         self.live = watch_secondary(config, self.metrics, self.store, health, stats)
         add_ops_routes(
@@ -311,6 +333,7 @@ class SecondaryNode:
         self._log.info("secondary stopping")
         self.live.stop()
         self._stopping.set()
+        self.watch.close()
         self.server.stop()
         self.store.close()
         self._log.info("secondary stopped")

@@ -20,7 +20,9 @@ from replog.core.errors import BadRequest, ReplogError
 from replog.core.wire import parse_replicate
 from replog.logs import node_logger
 from replog.storage.store import Store
+from replog.storage.watch import SeqWatch
 from replog.web.common import JsonBottle, json_errors, read_json_body, require_secret
+from replog.web.follow import Followers
 from replog.web.reads import add_read_routes
 
 
@@ -117,6 +119,7 @@ def secondary_app(
     faults: FaultSwitch,
     stopping: threading.Event,
     stats: ReceiveStats | None = None,
+    followers: Followers | None = None,
 ) -> bottle.Bottle:
     app = JsonBottle()
     log = node_logger(__name__, config.name)
@@ -163,5 +166,9 @@ def secondary_app(
         require_secret(config.cluster_secret)
         return asdict(faults.update(read_json_body(4096)))
 
-    add_read_routes(app, store, max_streams=config.server.reserved_threads // 2)
+    if followers is None:  # a store nobody pokes: waits end at their timeout (the node passes one)
+        server = config.server
+        watch = SeqWatch(lambda: store.stored_seq, name=config.name)
+        followers = Followers(store, watch, server.max_followers, server.follow_keepalive_s)
+    add_read_routes(app, store, max_streams=config.server.reserved_threads // 2, followers=followers)
     return app

@@ -64,6 +64,26 @@ SEND_BYTES = 18_000
 FD_SETSIZE = 1024  # select() watches descriptors 0..1023 only
 
 
+def flush_response(environ: dict[str, Any]) -> bool:
+    """Request thread, inside a streamed answer: send what the app has written so far now. While
+    a request runs, waitress sends its output only once `send_bytes` of it gather (or the answer
+    ends), which would hold an event stream's small events back. Uses the channel behind waitress's
+    `waitress.client_disconnected` (its bound method), its `outbuf_lock` and `_flush_some`, as
+    waitress's own `write_soon` does for a large write. False if the client is gone."""
+    check = environ.get("waitress.client_disconnected")
+    channel = getattr(check, "__self__", None)
+    if channel is None:
+        return True  # not under waitress (an in-process test client): nothing is held back
+    if not channel.connected:
+        return False
+    with channel.outbuf_lock:
+        if channel.total_outbufs_len:
+            _, failed = channel._flush_exception(channel._flush_some, do_close=False)
+            if failed or channel.total_outbufs_len:
+                channel.server.pull_trigger()  # the loop sends the rest, or closes
+    return bool(channel.connected)
+
+
 def loop_once(timeout_s: float, channels: dict[int, Any]) -> None:
     """One iteration of the I/O loop: `select()` while every watched descriptor fits its bitmap,
     else `poll()` (see the module's docstring). Loop thread only: channels are added and removed
@@ -143,6 +163,14 @@ def check_internals(server: Any, send_bytes: int) -> None:
         lambda: _in_source(type(server).run, "asyncore.loop", "_map", "task_dispatcher.shutdown"),
         "the server's run() no longer just loops over its map",
         "run that loop itself, choosing select() or poll() per iteration",
+    )
+    _require(
+        lambda: all(
+            hasattr(server.channel_class, name)
+            for name in ("check_client_disconnected", "_flush_exception", "_flush_some", "connected")
+        ),
+        "HTTPChannel.check_client_disconnected, _flush_exception or _flush_some is gone",
+        "send an event stream's events as they are written (flush_response)",
     )
     check_policy_internals(server)
 

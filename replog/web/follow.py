@@ -1,0 +1,189 @@
+"""Following the log: `GET /stream` (Server-Sent Events), and the waits of `/entries?wait=` and
+`min_seq`, on every node (a secondary shows its gap-free prefix, as every read does).
+
+A follower holds a waitress thread while it waits, on the node's `SeqWatch` (no polling). Followers
+have their own cap (`ServerConfig.max_followers`) and their own threads on top of the writers' and
+readers' (`ServerConfig.total_threads`), so however many follow, appends, reads and /health keep
+theirs; past the cap a follower gets 503 `overloaded` with Retry-After.
+
+The stream: `retry:` first, then one event per entry, in seq order, each once:
+
+    id: 42
+    data: {"seq": 42, "message": "...", "stored_at": 1764612345.1}
+
+and a comment line (`: keep-alive`) after `follow_keepalive_s` without entries, so proxies and
+clients see the connection alive. It starts after `Last-Event-ID` when the client sends one (a
+browser's EventSource reconnects to the same URL, so the header wins over `from_seq`), else at
+`from_seq` (default 1). It has no lifetime bound: it ends when the client goes or the node stops.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import bottle
+
+from replog.core.errors import BadRequest, MinSeqTimeout, Overloaded
+from replog.storage.store import Store
+from replog.storage.watch import SeqWatch
+from replog.web.common import json_errors, query_int
+from replog.web.waitress_adapter import flush_response
+
+MAX_WAIT_S = 60.0  # the longest `wait` a read may ask for
+DEFAULT_MIN_SEQ_WAIT_S = 5.0  # how long `min_seq` waits when the read gives no `wait`
+STREAM_PAGE_ENTRIES = 1000  # entries read from the store per step of a stream
+STREAM_PAGE_BYTES = 256 * 1024
+RETRY_MS = 1000  # the reconnection delay a stream asks of an EventSource
+
+
+class Followers:
+    """The node's followers: their cap, the watch they wait on, and the stream's keep-alive."""
+
+    def __init__(self, store: Store, watch: SeqWatch, max_followers: int, keepalive_s: float) -> None:
+        self.store, self.watch = store, watch
+        self.keepalive_s = keepalive_s
+        self.max_followers = max_followers
+        self._slots = threading.BoundedSemaphore(max(1, max_followers))
+        self._lock = threading.Lock()
+        self.active = 0
+
+    def take(self) -> None:
+        """Take a follower slot, or 503 `overloaded` at once."""
+        if self.max_followers < 1 or not self._slots.acquire(blocking=False):
+            raise Overloaded(
+                f"{self.max_followers} followers already wait on this node; retry later",
+                retry_after_s=1,
+            )
+        with self._lock:
+            self.active += 1
+
+    def give_back(self) -> None:
+        with self._lock:
+            self.active -= 1
+        self._slots.release()
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        self.take()
+        try:
+            yield
+        finally:
+            self.give_back()
+
+    def wait_for(self, seq: int, wait_s: float) -> bool:
+        """Request thread: wait (in a follower slot) until the node holds seq; True if it does."""
+        if self.store.stored_seq >= seq:
+            return True
+        if wait_s <= 0:
+            return False
+        with self.slot():
+            return self.watch.wait_for(seq, wait_s)
+
+    def require(self, min_seq: int | None, wait_s: float | None) -> None:
+        """Read-your-writes: wait until the node holds min_seq (for `wait`, or the default), else 504."""
+        if min_seq is None:
+            return
+        limit = DEFAULT_MIN_SEQ_WAIT_S if wait_s is None else wait_s
+        if not self.wait_for(min_seq, limit):
+            raise MinSeqTimeout(
+                f"this node did not hold seq {min_seq} within {limit:g} s",
+                min_seq=min_seq,
+                stored_seq=self.store.stored_seq,
+            )
+
+
+def query_wait() -> float | None:
+    """The `wait` query parameter: seconds, 0..MAX_WAIT_S; None when not given."""
+    raw = bottle.request.query.get("wait")
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter 'wait' must be a number of seconds, got {raw!r}") from None
+    if not math.isfinite(value) or not 0 <= value <= MAX_WAIT_S:
+        raise BadRequest(f"query parameter 'wait' must be within 0..{MAX_WAIT_S:g} seconds, got {raw!r}")
+    return value
+
+
+def stream_start() -> int:
+    """Where a stream starts: after `Last-Event-ID` if sent (it wins), else at `from_seq`."""
+    last_id = bottle.request.get_header("Last-Event-ID")
+    if last_id is not None and last_id.strip() != "":
+        text = last_id.strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > 18:
+            raise BadRequest(f"Last-Event-ID must be a seq (a non-negative integer), got {last_id[:40]!r}")
+        return int(text) + 1
+    start = query_int("from_seq", 1, 1)
+    assert start is not None
+    return start
+
+
+def event(entry_seq: int, body: dict[str, Any]) -> bytes:
+    return f"id: {entry_seq}\ndata: {json.dumps(body)}\n\n".encode()
+
+
+def stream(followers: Followers, first_seq: int, environ: dict[str, Any]) -> Iterator[bytes]:
+    """The event stream from first_seq on. Runs on the request's worker thread, holding a
+    follower slot taken by the caller, which it gives back however it ends (`StreamBody.close`)."""
+    store, watch = followers.store, followers.watch
+    yield f"retry: {RETRY_MS}\n\n".encode()
+    next_seq = first_seq
+    while not watch.closed:
+        if not flush_response(environ):
+            return  # the client is gone
+        page = store.read(next_seq, STREAM_PAGE_ENTRIES, STREAM_PAGE_BYTES)
+        if page:
+            yield b"".join(
+                event(e.seq, {"seq": e.seq, "message": e.message, "stored_at": e.stored_at}) for e in page
+            )
+            next_seq = page[-1].seq + 1
+            continue
+        if not watch.wait_for(next_seq, followers.keepalive_s) and not watch.closed:
+            yield b": keep-alive\n\n"
+
+
+class StreamBody:
+    """The WSGI body of a stream: gives the follower slot back exactly once, whether the stream
+    ended, the client went, or the server closed it before it began."""
+
+    def __init__(self, followers: Followers, parts: Iterator[bytes]) -> None:
+        self._followers, self._parts = followers, parts
+        self._open = True
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._parts)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            close = getattr(self._parts, "close", None)
+            if close is not None:
+                close()
+            self._followers.give_back()
+
+
+def add_follow_routes(app: bottle.Bottle, followers: Followers) -> None:
+    """`GET /stream`: entries pushed as Server-Sent Events (see the module)."""
+    @app.get("/stream")
+    @json_errors
+    def get_stream() -> Any:
+        first_seq = stream_start()
+        followers.take()
+        response = bottle.response
+        response.content_type = "text/event-stream; charset=utf-8"
+        response.set_header("Cache-Control", "no-cache")
+        response.set_header("X-Accel-Buffering", "no")  # nginx: do not buffer the stream
+        return StreamBody(followers, stream(followers, first_seq, bottle.request.environ))
