@@ -339,7 +339,7 @@ class Client:
             lambda left: self._thin.append_many(
                 messages, w, keys=given, timeout_s=_cap(timeout_s, left),
                 request_timeout_s=self.request_timeout_s + _cap(timeout_s, left),
-            )  # fmt: skip
+            )
         )
         return BulkAppended(
             seqs=tuple(int(s) for s in body["seqs"]), w=int(body["w"]), acks=int(body["acks"]),
