@@ -16,7 +16,8 @@ import replog
 
 PACKAGE_DIR = Path(replog.__file__).parent
 LAYERS = ["core", "config", "logs", "metrics", "storage", "net", "actors", "service", "web", "node", "cli"]
-BESIDE = {"client": {"core", "net"}, "__main__": {"cli"}, "__init__": set()}
+# `cli_client` (replog send|tail|status) is the client's command line: on `client` alone, reached from `cli`.
+BESIDE = {"client": {"core", "net"}, "cli_client": {"client", "core"}, "__main__": {"cli"}, "__init__": set()}
 RIGS = {"testing", "bench", "chaos"}
 
 
@@ -46,7 +47,7 @@ def allowed(layer: str) -> set[str]:
     if layer in BESIDE:
         return BESIDE[layer] | {layer, "__init__"}
     index = LAYERS.index(layer)
-    return set(LAYERS[: index + 1]) | {"__init__"}
+    return set(LAYERS[: index + 1]) | {"__init__"} | ({"cli_client"} if layer == "cli" else set())
 
 
 MODULES = sorted(p for p in PACKAGE_DIR.rglob("*.py"))
