@@ -30,7 +30,7 @@ def cluster_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalC
 
 def replog(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "replog", *args], input=stdin, capture_output=True,
-                          text=True, timeout=RUN_S, env={**os.environ, "REPLOG_NODE": ""})
+                          text=True, timeout=RUN_S, env={**os.environ, "REPLOG_NODE": ""}, check=False)
 
 
 def test_send_tail_and_status(cluster: LocalCluster, tmp_path: Path) -> None:
@@ -63,8 +63,8 @@ def test_send_tail_and_status(cluster: LocalCluster, tmp_path: Path) -> None:
 def test_tail_follow_prints_new_entries(cluster: LocalCluster) -> None:
     url = cluster.master.url
     start = int(cluster.client.health()["last_seq"]) + 1
-    proc = subprocess.Popen([sys.executable, "-m", "replog", "tail", "-f", "--node", url, "--from-seq", str(start)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    argv = [sys.executable, "-m", "replog", "tail", "-f", "--node", url, "--from-seq", str(start)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert replog("send", "--node", url, "followed").returncode == 0
         assert proc.stdout is not None
