@@ -251,6 +251,7 @@ class MasterNode:
             "last_seq": stored,
             "rolled_back_entries": self.store.rolled_back_entries,
             "waiting_writers": gate["waiting_writers"],
+            "followers": self.followers.active,
             "secondaries": secondaries,
         }
 

@@ -39,6 +39,7 @@ DEFAULT_MIN_SEQ_WAIT_S = 5.0  # how long `min_seq` waits when the read gives no 
 STREAM_PAGE_ENTRIES = 1000  # entries read from the store per step of a stream
 STREAM_PAGE_BYTES = 256 * 1024
 RETRY_MS = 1000  # the reconnection delay a stream asks of an EventSource
+PAGES_CACHED = 8  # encoded stream pages kept for followers at the same seq
 
 
 class Followers:
@@ -51,6 +52,28 @@ class Followers:
         self._slots = threading.BoundedSemaphore(max(1, max_followers))
         self._lock = threading.Lock()
         self.active = 0
+        # Followers woken together mostly stand at the same seq: the first reads and encodes the
+        # page, the others send the same bytes. first seq -> (events, last seq), the newest few.
+        self._pages: dict[int, tuple[bytes, int]] = {}
+
+    def events_from(self, first_seq: int) -> tuple[bytes, int] | None:
+        """The stream's bytes for the entries from first_seq (a page), and the last seq in them;
+        None if the node holds none yet. A page shorter than what is stored by now is still right:
+        its reader asks again from the seq after it."""
+        with self._lock:
+            cached = self._pages.get(first_seq)
+        if cached is not None:
+            return cached
+        page = self.store.read(first_seq, STREAM_PAGE_ENTRIES, STREAM_PAGE_BYTES)
+        if not page:
+            return None
+        text = b"".join(event(e.seq, {"seq": e.seq, "message": e.message, "stored_at": e.stored_at}) for e in page)
+        built = (text, page[-1].seq)
+        with self._lock:
+            self._pages[first_seq] = built
+            while len(self._pages) > PAGES_CACHED:
+                del self._pages[next(iter(self._pages))]
+        return built
 
     def take(self) -> None:
         """Take a follower slot, or 503 `overloaded` at once."""
@@ -131,18 +154,16 @@ def event(entry_seq: int, body: dict[str, Any]) -> bytes:
 def stream(followers: Followers, first_seq: int, environ: dict[str, Any]) -> Iterator[bytes]:
     """The event stream from first_seq on. Runs on the request's worker thread, holding a
     follower slot taken by the caller, which it gives back however it ends (`StreamBody.close`)."""
-    store, watch = followers.store, followers.watch
+    watch = followers.watch
     yield f"retry: {RETRY_MS}\n\n".encode()
     next_seq = first_seq
     while not watch.closed:
         if not flush_response(environ):
             return  # the client is gone
-        page = store.read(next_seq, STREAM_PAGE_ENTRIES, STREAM_PAGE_BYTES)
-        if page:
-            yield b"".join(
-                event(e.seq, {"seq": e.seq, "message": e.message, "stored_at": e.stored_at}) for e in page
-            )
-            next_seq = page[-1].seq + 1
+        events = followers.events_from(next_seq)
+        if events is not None:
+            yield events[0]
+            next_seq = events[1] + 1
             continue
         if not watch.wait_for(next_seq, followers.keepalive_s) and not watch.closed:
             yield b": keep-alive\n\n"
