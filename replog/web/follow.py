@@ -67,7 +67,9 @@ class Followers:
         page = self.store.read(first_seq, STREAM_PAGE_ENTRIES, STREAM_PAGE_BYTES)
         if not page:
             return None
-        text = b"".join(event(e.seq, {"seq": e.seq, "message": e.message, "stored_at": e.stored_at}) for e in page)
+        text = b"".join(
+            event(e.seq, {"seq": e.seq, "message": e.message, "stored_at": e.stored_at}) for e in page
+        )
         built = (text, page[-1].seq)
         with self._lock:
             self._pages[first_seq] = built
