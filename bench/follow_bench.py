@@ -121,9 +121,10 @@ def throughput_with_followers(cluster: LocalCluster, client: ReplogClient) -> di
             time.sleep(0.5)  # let every stream start before the load
         first = _last_seq(client) + 1
         result = _load(cluster.master.url)
-        row: dict[str, Any] = {"phase": phase, "appends_per_s": round(result.per_s, 1),
-                               "p50_ms": round(result.percentile(50), 2), "p99_ms": round(result.percentile(99), 2),
-                               "errors": result.errors}
+        row: dict[str, Any] = {
+            "phase": phase, "appends_per_s": round(result.per_s, 1), "p50_ms": round(result.percentile(50), 2),
+            "p99_ms": round(result.percentile(99), 2), "errors": result.errors,
+        }  # fmt: skip
         if followers is not None:
             last = _last_seq(client)
             time.sleep(1.0)  # let the followers read the tail of the load
@@ -220,7 +221,8 @@ def keyed_vs_unkeyed(cluster: LocalCluster) -> dict[str, Any]:
 def rebuild_time(root: Path, count: int = 100_000) -> dict[str, Any]:
     store = DiskStore.open(root / "keyed", new_log_id="bench")
     for first in range(0, count, 1000):
-        store.append_unique([NewEntry(f"message {i} " + "x" * 80, f"key-{i}") for i in range(first, first + 1000)])
+        batch = [NewEntry(f"message {i} " + "x" * 80, f"key-{i}") for i in range(first, first + 1000)]
+        store.append_unique(batch)
     deadline = time.monotonic() + 60
     while store.stored_seq < count and time.monotonic() < deadline:
         time.sleep(0.01)
