@@ -276,7 +276,7 @@ class MasterNode:
             self.live.stop()
             if self._ticker is not None:
                 self._ticker.stop()
-            self.watch.close()  # ends every stream and long poll, freeing their threads
+            self.followers.close()  # ends every stream and long poll, freeing their threads
             self.server.stop(drain=self._stop_gate)
             for ref in [self.monitor, *self.links.values()]:
                 ref.stop()
@@ -334,7 +334,7 @@ class SecondaryNode:
         self._log.info("secondary stopping")
         self.live.stop()
         self._stopping.set()
-        self.watch.close()
+        self.followers.close()
         self.server.stop()
         self.store.close()
         self._log.info("secondary stopped")

@@ -84,6 +84,10 @@ class SeqWatch:
                 self._waiting -= 1
         return self._stored() >= seq
 
+    def pause(self, seconds: float) -> None:
+        """Wait `seconds`, or until `close`: a caller's rate limit that never delays a stop."""
+        self._stopped.wait(seconds)
+
     def close(self) -> None:
         """Wake every waiter for good (the node is stopping) and end the dispatcher."""
         with self._cond:

@@ -31,8 +31,9 @@ import bottle
 from replog.core.errors import BadRequest, MinSeqTimeout, Overloaded
 from replog.storage.store import Store
 from replog.storage.watch import SeqWatch
+from replog.web.broadcast import Broadcaster, Stream
 from replog.web.common import json_errors, query_int
-from replog.web.waitress_adapter import flush_response
+from replog.web.waitress_adapter import flush_response, response_channel
 
 MAX_WAIT_S = 60.0  # the longest `wait` a read may ask for
 DEFAULT_MIN_SEQ_WAIT_S = 5.0  # how long `min_seq` waits when the read gives no `wait`
@@ -55,6 +56,12 @@ class Followers:
         # Followers woken together mostly stand at the same seq: the first reads and encodes the
         # page, the others send the same bytes. first seq -> (events, last seq), the newest few.
         self._pages: dict[int, tuple[bytes, int]] = {}
+        self.broadcaster = Broadcaster(self)
+
+    def close(self) -> None:
+        """The node is stopping: wake every waiting follower and end every stream."""
+        self.watch.close()
+        self.broadcaster.close()
 
     def events_from(self, first_seq: int) -> tuple[bytes, int] | None:
         """The stream's bytes for the entries from first_seq (a page), and the last seq in them;
@@ -155,9 +162,33 @@ def event(entry_seq: int, body: dict[str, Any]) -> bytes:
 
 def stream(followers: Followers, first_seq: int, environ: dict[str, Any]) -> Iterator[bytes]:
     """The event stream from first_seq on. Runs on the request's worker thread, holding a
-    follower slot taken by the caller, which it gives back however it ends (`StreamBody.close`)."""
-    watch = followers.watch
+    follower slot taken by the caller, which it gives back however it ends (`StreamBody.close`).
+    Under waitress the node's `Broadcaster` pushes the events and this thread only parks (see
+    `replog.web.broadcast`); elsewhere it pushes them itself."""
     yield f"retry: {RETRY_MS}\n\n".encode()
+    channel = response_channel(environ)
+    if channel is None:
+        yield from _stream_here(followers, first_seq, environ)
+        return
+    # waitress has written the headers and the retry line: from here on, raw chunks are ours
+    pushed = Stream(channel, first_seq)
+    with pushed.lock:
+        flush_response(environ)
+    followers.broadcaster.add(pushed)
+    try:
+        while not pushed.ended.wait(followers.keepalive_s) and not followers.watch.closed:
+            with pushed.lock:
+                if not pushed.write(b": keep-alive\n\n"):
+                    break
+    finally:
+        with pushed.lock:
+            pushed.ended.set()
+        followers.broadcaster.remove(pushed)
+
+
+def _stream_here(followers: Followers, first_seq: int, environ: dict[str, Any]) -> Iterator[bytes]:
+    """The stream written by its own thread, woken by the watch: outside waitress only."""
+    watch = followers.watch
     next_seq = first_seq
     while not watch.closed:
         if not flush_response(environ):

@@ -44,7 +44,7 @@ from typing import Any
 
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
-from waitress.channel import HTTPChannel
+from waitress.channel import ClientDisconnected, HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import BaseWSGIServer, TcpWSGIServer
 from waitress.task import ErrorTask, Task
@@ -62,6 +62,36 @@ SEND_BYTES = 18_000
 
 
 FD_SETSIZE = 1024  # select() watches descriptors 0..1023 only
+
+
+def response_channel(environ: dict[str, Any]) -> Any | None:
+    """The waitress channel answering this request (None outside waitress): the owner of the bound
+    method waitress puts in `waitress.client_disconnected`."""
+    return getattr(environ.get("waitress.client_disconnected"), "__self__", None)
+
+
+def send_chunk(channel: Any, data: bytes) -> bool:
+    """Any thread, while the request's own worker is parked inside its streamed answer (after its
+    first chunk, which sent the headers): write `data` as one chunk of the chunked answer and send
+    it now. False if the client is gone. Uses `write_soon` (under `outbuf_lock`) and `_flush_some`,
+    as `flush_response` does."""
+    if not channel.connected:
+        return False
+    try:
+        channel.write_soon(b"%X\r\n%b\r\n" % (len(data), data))
+    except ClientDisconnected:
+        return False
+    with channel.outbuf_lock:
+        if channel.total_outbufs_len:
+            _, failed = channel._flush_exception(channel._flush_some, do_close=False)
+            if failed or channel.total_outbufs_len:
+                channel.server.pull_trigger()
+    return bool(channel.connected)
+
+
+def unsent_bytes(channel: Any) -> int:
+    """Bytes written to this channel and not yet taken by its socket (a slow reader's backlog)."""
+    return int(channel.total_outbufs_len)
 
 
 def flush_response(environ: dict[str, Any]) -> bool:
@@ -167,7 +197,9 @@ def check_internals(server: Any, send_bytes: int) -> None:
     _require(
         lambda: all(
             hasattr(server.channel_class, name)
-            for name in ("check_client_disconnected", "_flush_exception", "_flush_some", "connected")
+            for name in (
+                "check_client_disconnected", "_flush_exception", "_flush_some", "connected", "write_soon"
+            )
         ),
         "HTTPChannel.check_client_disconnected, _flush_exception or _flush_some is gone",
         "send an event stream's events as they are written (flush_response)",
