@@ -122,8 +122,9 @@ def throughput_with_followers(cluster: LocalCluster, client: ReplogClient) -> di
         first = _last_seq(client) + 1
         result = _load(cluster.master.url)
         row: dict[str, Any] = {
-            "phase": phase, "appends_per_s": round(result.per_s, 1), "p50_ms": round(result.percentile(50), 2),
-            "p99_ms": round(result.percentile(99), 2), "errors": result.errors,
+            "phase": phase, "appends_per_s": round(result.per_s, 1),
+            "p50_ms": round(result.percentile(50), 2), "p99_ms": round(result.percentile(99), 2),
+            "errors": result.errors,
         }  # fmt: skip
         if followers is not None:
             last = _last_seq(client)
