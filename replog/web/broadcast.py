@@ -11,7 +11,7 @@ Bounded: a round pushes at most one page (`STREAM_PAGE_ENTRIES`) per stream; a s
 has more than `MAX_UNSENT_BYTES` not yet read is skipped until it drains (the connection policy
 closes it if its client stops reading for the idle timeout), so a slow reader never blocks the
 thread; and rounds are spaced by `streams / PUSHES_PER_S` seconds, so that with many followers the
-pushes take a bounded share of the node (a follower's delay grows instead: 20 ms with 200).
+pushes take a bounded share of the node (a follower's delay grows instead: up to 50 ms with 200).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from replog.web.waitress_adapter import send_chunk, unsent_bytes
 log = logging.getLogger(__name__)
 
 MAX_UNSENT_BYTES = 512 * 1024  # a stream's unread backlog past which it is skipped for a round
-PUSHES_PER_S = 10_000.0  # stream pushes a second, all streams together, at most (about)
+PUSHES_PER_S = 4_000.0  # stream pushes a second, all streams together, at most (about)
 IDLE_WAIT_S = 1.0  # how long one wait for a new entry lasts before the streams are looked at again
 SLOW_READERS_PAUSE_S = 0.05  # after a round that could push nothing (every stream behind is full)
 
