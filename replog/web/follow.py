@@ -54,8 +54,9 @@ class Followers:
         self._lock = threading.Lock()
         self.active = 0
         # Followers woken together mostly stand at the same seq: the first reads and encodes the
-        # page, the others send the same bytes. first seq -> (events, last seq), the newest few.
-        self._pages: dict[int, tuple[bytes, int]] = {}
+        # page, the others send the same bytes. (first seq, entries ever rolled back) -> (events,
+        # last seq), the newest few: a rollback (failover) may give a seq another entry.
+        self._pages: dict[tuple[int, int], tuple[bytes, int]] = {}
         self.broadcaster = Broadcaster(self)
 
     def close(self) -> None:
@@ -67,8 +68,9 @@ class Followers:
         """The stream's bytes for the entries from first_seq (a page), and the last seq in them;
         None if the node holds none yet. A page shorter than what is stored by now is still right:
         its reader asks again from the seq after it."""
+        key = (first_seq, self.store.rolled_back_entries)
         with self._lock:
-            cached = self._pages.get(first_seq)
+            cached = self._pages.get(key)
         if cached is not None:
             return cached
         page = self.store.read(first_seq, STREAM_PAGE_ENTRIES, STREAM_PAGE_BYTES)
@@ -79,7 +81,7 @@ class Followers:
         )
         built = (text, page[-1].seq)
         with self._lock:
-            self._pages[first_seq] = built
+            self._pages[key] = built
             while len(self._pages) > PAGES_CACHED:
                 del self._pages[next(iter(self._pages))]
         return built
