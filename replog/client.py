@@ -49,9 +49,10 @@ class ClientError(Exception):
     retryable: ClassVar[bool] = False
 
 
-class ConnectionFailed(ClientError):
+class ConnectionFailed(ClientError, OSError):
     """The node could not be reached, or the connection broke before an answer: the append may or
-    may not be stored, so retry it with the same key (as `Client.append` does)."""
+    may not be stored, so retry it with the same key (as `Client.append` does). An `OSError` too,
+    as the `requests` errors it wraps are, so code that caught those catches it."""
 
     retryable = True
 
