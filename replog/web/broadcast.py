@@ -7,11 +7,12 @@ parks: it wakes only for a keep-alive or to end. The node's `Broadcaster` thread
 followers at the same seq share one encoded page (`Followers.events_from`), and each costs one
 send per round. Measured with bench/follow_bench.py (README, Following the log).
 
-Bounded: a round pushes at most one page (`STREAM_PAGE_ENTRIES`) per stream; a stream whose client
-has more than `MAX_UNSENT_BYTES` not yet read is skipped until it drains (the connection policy
-closes it if its client stops reading for the idle timeout), so a slow reader never blocks the
-thread; and rounds are spaced by `streams / PUSHES_PER_S` seconds, so that with many followers the
-pushes take a bounded share of the node (a follower's delay grows instead: up to 50 ms with 200).
+Bounded: a round pushes at most one page (`STREAM_PAGE_ENTRIES`, `STREAM_PAGE_BYTES`) per stream;
+a stream whose client has more than `MAX_UNSENT_BYTES` not yet read is skipped until it drains
+(the connection policy closes it if its client stops reading for the idle timeout), so a slow
+reader never blocks the thread and holds ~100-160 KiB at most; and rounds are spaced by
+`streams / PUSHES_PER_S` seconds, so that with many followers the pushes take a bounded share of
+the node (a follower's delay grows instead: up to 50 ms with 200).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from replog.web.waitress_adapter import send_chunk, unsent_bytes
 
 log = logging.getLogger(__name__)
 
-MAX_UNSENT_BYTES = 512 * 1024  # a stream's unread backlog past which it is skipped for a round
+MAX_UNSENT_BYTES = 64 * 1024  # a stream's unread backlog past which it is skipped for a round
 PUSHES_PER_S = 4_000.0  # stream pushes a second, all streams together, at most (about)
 IDLE_WAIT_S = 1.0  # how long one wait for a new entry lasts before the streams are looked at again
 SLOW_READERS_PAUSE_S = 0.05  # after a round that could push nothing (every stream behind is full)

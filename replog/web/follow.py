@@ -38,7 +38,10 @@ from replog.web.waitress_adapter import flush_response, response_channel
 MAX_WAIT_S = 60.0  # the longest `wait` a read may ask for
 DEFAULT_MIN_SEQ_WAIT_S = 5.0  # how long `min_seq` waits when the read gives no `wait`
 STREAM_PAGE_ENTRIES = 1000  # entries read from the store per step of a stream
-STREAM_PAGE_BYTES = 256 * 1024
+# Message bytes per page (at least one entry). With `broadcast.MAX_UNSENT_BYTES`, what bounds a
+# stream's memory: its unread backlog stays under ~64 KiB + one page (~100 KiB of JSON for 64 KiB
+# of ASCII messages; a single larger message is sent whole), ~45 MB for 256 slow followers.
+STREAM_PAGE_BYTES = 64 * 1024
 RETRY_MS = 1000  # the reconnection delay a stream asks of an EventSource
 PAGES_CACHED = 8  # encoded stream pages kept for followers at the same seq
 
