@@ -19,6 +19,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import resource
 import selectors
 import socket
 import statistics
@@ -31,6 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from replog.bench.load import LoadResult, run_load
+from replog.bench.machine import process_cpu_s
 from replog.client import ReplogClient
 from replog.core.dedup import WindowPolicy
 from replog.core.entry import NewEntry
@@ -73,7 +75,8 @@ def _followers_process(url: str, count: int, from_seq: int, ready: Any, stop: An
             joined = tails[sock] + data
             events[sock] += joined.count(b"\nid: ") + (1 if joined.startswith(b"id: ") else 0)
             tails[sock] = joined[-6:]
-    out.put(sorted(events.values()))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out.put((sorted(events.values()), usage.ru_utime + usage.ru_stime))
     for sock in events:
         sock.close()
 
@@ -92,10 +95,11 @@ class Followers:
             raise RuntimeError("followers did not connect")
 
     def close(self) -> list[int]:
+        """Each follower's event count, lowest first; `cpu_s` is the reader process's CPU time."""
         self.stop.set()
-        counts: list[int] = self.out.get(timeout=60)
+        counts, self.cpu_s = self.out.get(timeout=60)
         self.proc.join(30)
-        return counts
+        return list(counts)
 
 
 def _load(url: str, keyed: bool = False) -> LoadResult:
@@ -120,11 +124,14 @@ def throughput_with_followers(cluster: LocalCluster, client: ReplogClient) -> di
             followers = Followers(cluster.master.url, 200, _last_seq(client) + 1)
             time.sleep(0.5)  # let every stream start before the load
         first = _last_seq(client) + 1
+        cpu_before = process_cpu_s(cluster.master.pid or 0)
         result = _load(cluster.master.url)
+        master_cpu_s = process_cpu_s(cluster.master.pid or 0) - cpu_before
         row: dict[str, Any] = {
             "phase": phase, "appends_per_s": round(result.per_s, 1),
             "p50_ms": round(result.percentile(50), 2), "p99_ms": round(result.percentile(99), 2),
-            "errors": result.errors,
+            "errors": result.errors, "master_cpu_share": round(master_cpu_s / result.wall_s, 2),
+            "loadgen_cpu_s": round(result.client_cpu_s, 2),
         }  # fmt: skip
         if followers is not None:
             last = _last_seq(client)
@@ -133,6 +140,7 @@ def throughput_with_followers(cluster: LocalCluster, client: ReplogClient) -> di
             _wait_no_followers(client)
             row["appended"] = last - first + 1
             row["events_per_follower_min_max"] = [counts[0], counts[-1]]
+            row["followers_reader_cpu_s"] = round(followers.cpu_s, 2)  # on the same 2 cores
         rows.append(row)
         print(json.dumps(row), flush=True)
     none = [r["appends_per_s"] for r in rows if r["phase"] == "none"]
