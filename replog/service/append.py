@@ -30,10 +30,17 @@ class Appender:
     """The append path of one request thread, kept apart from Bottle so it is easy to follow."""
 
     def __init__(
-        self, config: MasterConfig, store: Store, gate: pykka.ActorRef[Any], view: QuorumView
+        self,
+        config: MasterConfig,
+        store: Store,
+        gate: pykka.ActorRef[Any],
+        view: QuorumView,
+        *,
+        epoch: int | None = None,
     ) -> None:
+        """`epoch`: cluster mode's fence, the epoch this master won (see `Store.append`)."""
         self._log = node_logger(__name__, config.name)
-        self._store, self._gate, self._view = store, gate, view
+        self._store, self._gate, self._view, self._epoch = store, gate, view, epoch
         self._slots = threading.BoundedSemaphore(config.server.max_waiting_writers)
         self._retry_after_s = max(READ_ONLY_RETRY_AFTER_S, config.heartbeat_interval_s)
 
@@ -58,7 +65,7 @@ class Appender:
             )
         started = time.monotonic()
         generation = self._store.generation  # so the gate knows whether a store failure dropped these
-        entries = self._store.append(request.messages, generation=generation)
+        entries = self._store.append(request.messages, generation=generation, epoch=self._epoch)
         first, last = entries[0].seq, entries[-1].seq
         self._log.debug("stored seqs=%d..%d; waiting for w=%d", first, last, request.w)
         acks = self._wait(last, request, hung_up, generation)

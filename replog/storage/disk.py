@@ -36,7 +36,7 @@ from replog.storage.failure import StorageFailure, probe_disk, verify_records
 from replog.storage.opening import open_log
 from replog.storage.prefix import DiskPrefix
 from replog.storage.rollback import RollbackFile
-from replog.storage.store import StatusListener, StorageStatus, StoredListener
+from replog.storage.store import StatusListener, StorageStatus, StoredListener, check_epoch
 
 log = logging.getLogger(__name__)
 
@@ -198,12 +198,15 @@ class DiskStore:
             vote = self._meta.meta.vote
         log.info("term saved dir=%s epoch=%d vote=%s", self.data_dir, epoch, vote and vote.candidate)
 
-    def append(self, items: Sequence[str | NewEntry], *, generation: int | None = None) -> list[Entry]:
+    def append(
+        self, items: Sequence[str | NewEntry], *, generation: int | None = None, epoch: int | None = None
+    ) -> list[Entry]:
         """Master: write the entries in this node's epoch and return them; the flusher reports them
-        stored."""
+        stored. `epoch`: see `Store.append`."""
         with self._lock:
             if self._closed or self._failure.reason is not None:
                 self._check_writable()
+            check_epoch(epoch, self._meta.meta.epoch)
             if generation is not None and generation != self._generation:
                 raise StorageUnavailable(
                     "the log store failed and recovered since this append began; nothing was stored",

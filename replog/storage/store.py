@@ -21,7 +21,7 @@ from typing import Protocol
 
 from replog.core.entry import Entry, NewEntry
 from replog.core.epochs import Position, Vote, next_term
-from replog.core.errors import StorageUnavailable
+from replog.core.errors import NotMaster, StorageUnavailable
 from replog.core.log import MemoryPrefix, OrderedLog, check_log_id
 
 log = logging.getLogger(__name__)
@@ -99,10 +99,15 @@ class Store(Protocol):
         """The log's epoch boundaries (epoch, first_seq), oldest first; the `newest` n if given."""
         ...
 
-    def append(self, items: Sequence[str | NewEntry], *, generation: int | None = None) -> list[Entry]:
+    def append(
+        self, items: Sequence[str | NewEntry], *, generation: int | None = None, epoch: int | None = None
+    ) -> list[Entry]:
         """Master: assign the next seqs atomically, in the store's epoch. Durability is reported via
         the listener. With `generation`, refuse (StorageUnavailable, nothing stored) unless the
-        store is still in that generation, so the caller knows its entries' generation exactly."""
+        store is still in that generation, so the caller knows its entries' generation exactly.
+        With `epoch` (cluster mode: the epoch its master role won), refuse (NotMaster, nothing
+        stored) unless the store is still in that epoch: a deposed master never writes an entry
+        tagged with an epoch it did not win."""
         ...
 
     def apply(self, log_id: str, entries: Sequence[Entry]) -> int:
@@ -118,6 +123,16 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def check_epoch(wanted: int | None, held: int) -> None:
+    """Under the store lock: an append fenced to epoch `wanted` is refused once the node moved on."""
+    if wanted is not None and wanted != held:
+        raise NotMaster(
+            f"this node was master of epoch {wanted} but is now in epoch {held}; nothing was stored",
+            master=None,
+            epoch=held,
+        )
 
 
 class MemoryStore:
@@ -183,10 +198,13 @@ class MemoryStore:
         with self._lock:
             return self._log.bounds(newest)
 
-    def append(self, items: Sequence[str | NewEntry], *, generation: int | None = None) -> list[Entry]:
+    def append(
+        self, items: Sequence[str | NewEntry], *, generation: int | None = None, epoch: int | None = None
+    ) -> list[Entry]:
         if generation not in (None, 0):
             raise StorageUnavailable(f"no such storage generation {generation}; nothing was stored")
         with self._lock:
+            check_epoch(epoch, self._epoch)
             entries = self._log.append(items, self._clock(), self._epoch)
         if self._listener is not None and entries:
             self._listener(entries[-1].seq)
