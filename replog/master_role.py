@@ -42,6 +42,19 @@ def _ignore_status(_status: StorageStatus) -> None:
     pass
 
 
+class LeasedView(QuorumView):
+    """Cluster mode's read-only flag: the gate's quorum, and the lease (`net.fenced.Lease`): a
+    master that heard from no majority within the minimum election timeout takes no writes."""
+
+    def __init__(self, lease_valid: Callable[[], bool]) -> None:
+        super().__init__()
+        self._lease_valid = lease_valid
+
+    @property
+    def read_only(self) -> bool:
+        return super().read_only or not self._lease_valid()
+
+
 class MasterRole:
     """Everything a master runs besides its HTTP server. Built started; `stop` is idempotent.
 
@@ -68,6 +81,7 @@ class MasterRole:
         self._ticker: Ticker | None = None
         self._stop_lock = threading.Lock()
         self._stopped = False
+        self.deposed = False  # cluster mode: set before `stop` when the node stepped down
         self.view = view if view is not None else QuorumView()
         try:
             self._build(metrics, make_transport, clock, rng, fatal, heartbeat)

@@ -194,3 +194,28 @@ def _file_size(data_dir: Path | None) -> int | None:
     with contextlib.suppress(OSError):
         return os.stat(data_dir / LOG_FILE).st_size
     return None
+
+
+def watch_cluster(
+    name: str, data_dir: Path | None, metrics: NodeMetrics, store: Store, health: Describe, period_s: float
+) -> LiveView:
+    """Cluster mode: the families follow the role the node has at scrape time (its /health says)."""
+
+    def families() -> Iterable[Metric]:
+        yield from store_families(store.stored_seq, _file_size(data_dir))
+        snapshot = _snapshot(health, name)
+        if snapshot is not None:
+            role = str(snapshot.get("role", "secondary"))
+            yield from node_families(snapshot, role)
+            if role == "master" and "waiting_writers" in snapshot:
+                yield from master_families(snapshot)
+
+    def totals() -> Totals | None:
+        figures = metrics.append_totals()
+        if figures is None:
+            return None
+        refused, latency = figures
+        return Totals({"appends": latency.count, "refused": refused}, latency)
+
+    metrics.watch(families)
+    return LiveView(name, health, totals, period_s=period_s, initial={"role": "secondary"})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -118,7 +119,10 @@ def secondary_app(
     faults: FaultSwitch,
     stopping: threading.Event,
     stats: ReceiveStats | None = None,
+    admit: Callable[[], None] | None = None,
 ) -> bottle.Bottle:
+    """`admit` (cluster mode) runs before a batch is read: it raises to refuse the caller (a master
+    of a stale epoch); None in static mode, which follows whoever replicates to it."""
     app = JsonBottle()
     log = node_logger(__name__, config.name)
     stats = stats if stats is not None else ReceiveStats()
@@ -127,6 +131,8 @@ def secondary_app(
     @json_errors
     def replicate() -> dict[str, Any]:
         require_secret(config.cluster_secret)
+        if admit is not None:
+            admit()
         batch = parse_replicate(read_json_body(config.server.max_body_bytes))
         delay_s = faults.current.delay_s
         if delay_s > 0:

@@ -1,0 +1,412 @@
+"""Wiring of cluster mode: a node that elects its master with the others and switches role at run time.
+
+One store, one HTTP server on one port, and:
+- the `ElectionActor` (which alone decides role, epoch and vote), told `Tick` by a ticker every
+  `election_tick_s`, with a vote worker per other member;
+- the secondary's routes (`/replicate`, reads) behind an admission check: every call of a master
+  carries its epoch and URL in headers (`X-Replog-Epoch`, `X-Replog-Master`) and the election
+  actor says whether to accept it (`MasterCalled`); a stale one gets 409 `stale_epoch` and nothing
+  is stored;
+- while this node is master, a `MasterRole` for its epoch (gate, links, heartbeat, appender). On
+  `became_master(epoch)` the node appends the epoch-start control record, then starts the role;
+  on `stepped_down` it stops it and every waiting writer gets 503 `master_changed`. Role changes
+  run one at a time on the node's role-switch thread, in the order the election decided them,
+  never on the actor's thread (starting and stopping actors blocks).
+
+Safety rests on three fences: the store refuses an append tagged with an epoch the node has left
+(`Store.append(epoch=...)`), a role's gate counts only acks its own links gathered in its epoch
+(every write it registers lies after its epoch-start record), and a role's quorum view turns
+read-only once its lease runs out (no majority answered within the minimum election timeout).
+
+Every (epoch, role) change is appended to DATA_DIR/roles.jsonl (`storage.roles`).
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pykka
+
+from replog.actors.election import (
+    Describe,
+    ElectionActor,
+    MasterCalled,
+    SawEpoch,
+    Start,
+    Tick,
+    VoteAsked,
+    Voter,
+)
+from replog.actors.threads import Ticker, Worker, tell_quietly
+from replog.config import ClusterConfig, SecondaryConfig, find_member
+from replog.core.election import Election, ElectionConfig, VoteAnswer
+from replog.core.entry import NewEntry
+from replog.core.errors import (
+    BadRequest,
+    MasterChanged,
+    NotMaster,
+    Overloaded,
+    ReplogError,
+    ShuttingDown,
+    StaleEpoch,
+)
+from replog.core.urls import node_key
+from replog.core.votes import VoteRequest
+from replog.core.wire import AppendRequest
+from replog.logs import node_logger
+from replog.master_role import LeasedView, MasterRole
+from replog.metrics import NodeMetrics
+from replog.net.fenced import FencedTransport, Lease
+from replog.net.metered import metered
+from replog.net.transport import HttpPeer, Transport
+from replog.node import open_store
+from replog.storage.roles import RoleLog
+from replog.storage.store import Store
+from replog.web.cluster import add_cluster_routes, term_headers
+from replog.web.ops import add_ops_routes, watch_cluster
+from replog.web.secondary import FaultSwitch, ReceiveStats, secondary_app
+from replog.web.secondary import describe as describe_secondary
+from replog.web.server import HttpServer
+
+# (member URL, epoch) -> the transport a master role of that epoch uses to reach that member.
+TermTransports = Callable[[str, int], Transport]
+ASK_TIMEOUT_S = 2.0  # a request thread waits this long for the election actor at most
+SWITCH_STOP_S = 10.0  # how long stopping waits for a role change in progress
+
+
+def cluster_log_id(members: tuple[str, ...]) -> str:
+    """The log id a fresh cluster-mode node starts with: the same on every member (derived from
+    the member list), so whichever member is elected first, the others accept its batches."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, ",".join(sorted(node_key(m) for m in members))).hex
+
+
+class ClusterNode:
+    def __init__(
+        self,
+        config: ClusterConfig,
+        *,
+        store: Store | None = None,
+        transports: TermTransports | None = None,
+        voters: Mapping[str, Voter] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        master = config.master
+        self._log = node_logger(__name__, config.name)
+        self.metrics = NodeMetrics(config.name, "cluster", enabled=master.metrics)
+        self.store = store if store is not None else open_store(
+            master.storage, cluster_log_id(config.members), self.metrics
+        )  # fmt: skip
+        self._clock, self._rng = clock, rng or random.Random()
+        self._transports = transports or self._http_peer
+        self.roles = RoleLog(master.storage.data_dir)
+        self.fatal_reason: str | None = None
+        self._lock = threading.Lock()  # guards _role, _stopping, _known (no I/O under it)
+        self._role: MasterRole | None = None
+        self._stopping = False
+        self._stopped = threading.Event()
+        self._known: tuple[int, str, str | None] = (0, "", None)  # the last (epoch, role, master) recorded
+        vote = self.store.vote
+        self.fresh = self.store.stored_seq == 0 and self.store.epoch == 1 and vote is None
+        self.election_config = ElectionConfig(
+            config.me, config.members, True, config.election_min_s, config.election_max_s
+        )
+        election = Election(
+            self.election_config,
+            self.store.epoch,
+            vote.candidate if vote is not None and vote.epoch == self.store.epoch else None,
+        )
+        self._switch = Worker(f"roles-{config.name}")
+        self.election = ElectionActor.start(
+            election,
+            self.store,
+            voters if voters is not None else {url: self._voter(url) for url in config.others},
+            self,
+            clock,
+            random.Random(self._rng.random()),
+        )
+        self._ticker: Ticker | None = None
+        try:
+            self._build()
+        except BaseException:
+            self.election.stop()
+            self._switch.stop()
+            self.store.close()
+            raise
+
+    def _build(self) -> None:
+        config, master = self.config, self.config.master
+        self._stopping_event = threading.Event()
+        as_secondary = SecondaryConfig(
+            name=config.name, server=master.server, storage=master.storage,
+            cluster_secret=master.cluster_secret, metrics=master.metrics,
+        )  # fmt: skip
+        self.faults = FaultSwitch(config.name, as_secondary.faults, random.Random(self._rng.random()))
+        stats = ReceiveStats()
+        app = secondary_app(
+            as_secondary, self.store, self.faults, self._stopping_event, stats, admit=self._admit
+        )
+        self._describe_secondary = functools.partial(
+            describe_secondary, as_secondary, self.store, self.faults, stats
+        )
+        add_cluster_routes(
+            app, master, append=self._append, describe=self.health, admit=self._admit, ask_vote=self._ask_vote
+        )
+        self.live = watch_cluster(
+            config.name,
+            master.storage.data_dir,
+            self.metrics,
+            self.store,
+            self.health,
+            master.heartbeat_interval_s,
+        )
+        add_ops_routes(
+            app, role="cluster", metrics=self.metrics, live=self.live, describe=self.health, store=self.store
+        )
+        self.server = HttpServer(app, master.server)
+        self._log.info(
+            "cluster node ready port=%d me=%s members=%s epoch=%d stored_seq=%d fresh=%s",
+            self.server.port, config.me, ",".join(config.members), self.store.epoch,
+            self.store.stored_seq, self.fresh,
+        )  # fmt: skip
+
+    # -- transports --------------------------------------------------------------------------------
+    def _http_peer(self, url: str, epoch: int | None) -> HttpPeer:
+        link, master = self.config.master.link, self.config.master
+        return HttpPeer(
+            url,
+            secret=master.cluster_secret,
+            connect_timeout_s=link.connect_timeout_s,
+            replicate_timeout_s=link.replicate_timeout_s,
+            probe_timeout_s=link.probe_timeout_s,
+            term=None if epoch is None else (epoch, self.config.me),
+        )
+
+    def _voter(self, url: str) -> Voter:
+        return self._http_peer(url, None)
+
+    # -- the election's role listener (called on the election actor's thread: never block) ------------
+    def became_master(self, epoch: int) -> None:
+        self._switch.submit(functools.partial(self._become_master, epoch))
+
+    def stepped_down(self, epoch: int, master: str | None) -> None:
+        self._switch.submit(functools.partial(self._step_down, epoch, master))
+
+    # -- role changes (the role-switch thread) ---------------------------------------------------------
+    def _become_master(self, epoch: int) -> None:
+        if self._stopping:
+            return
+        try:  # the epoch-start record first: everything before it commits once it is on a majority
+            start = self.store.append([NewEntry.epoch_start()], epoch=epoch)
+        except ReplogError as exc:  # the epoch moved on (a StepDown is queued) or the disk fails
+            self._log.warning("cannot start master role epoch=%d error=%s", epoch, exc)
+            return
+        lease = Lease(self.election_config, self._clock)
+
+        def make(url: str) -> Transport:
+            inner = self._transports(url, epoch)
+            return FencedTransport(inner, url, lease, self._clock, self._saw_epoch)
+
+        transports = metered(make, self.metrics, self._acked_seq_dropped)
+        role = MasterRole(
+            self.config.master, self.store, self.metrics, transports,
+            clock=self._clock, rng=self._rng, fatal=self._fatal, view=LeasedView(lease.valid), epoch=epoch,
+        )  # fmt: skip
+        with self._lock:
+            stale = self._stopping or self.store.epoch != epoch
+            if not stale:
+                self._role = role
+        if stale:
+            role.stop(detach=True)
+            return
+        self._log.warning("master role started epoch=%d epoch_start_seq=%d", epoch, start[0].seq)
+        self._record(epoch, "master", self.config.me)
+
+    def _step_down(self, epoch: int, master: str | None) -> None:
+        with self._lock:
+            role, self._role = self._role, None
+        if role is not None:
+            role.deposed = True  # its waiting writers hear master_changed, not shutting_down
+            role.stop(detach=True)
+            self._log.warning("master role stopped epoch=%d new_master=%s", role.epoch, master)
+        self._record(epoch, "secondary", master)
+
+    def _record(self, epoch: int, role: str, master: str | None) -> None:
+        """Role-switch thread only: one roles.jsonl line per change, and the master-change count."""
+        with self._lock:
+            known, self._known = self._known, (epoch, role, master)
+        if known == (epoch, role, master):
+            return
+        if master is not None and master != known[2]:
+            self.metrics.master_changed()
+        self.roles.record(epoch, role, master)
+
+    def _learned(self, epoch: int, master: str) -> None:
+        """A request thread accepted a call of `master` in `epoch`: record it if it is news."""
+        with self._lock:
+            news = self._known != (epoch, "secondary", master)
+        if news:
+            self._switch.submit(functools.partial(self._record, epoch, "secondary", master))
+
+    def _saw_epoch(self, epoch: int) -> None:
+        tell_quietly(self.election, SawEpoch(epoch))
+
+    def _acked_seq_dropped(self, url: str, before: int, now: int) -> None:
+        self.metrics.acked_seq_dropped(url)
+        self._log.warning("member lost entries member=%s acked_before=%d acked=%d", url, before, now)
+
+    def _fatal(self, reason: str) -> None:
+        """A link could not read this node's own log: stop the node (the CLI exits 1)."""
+        with self._lock:
+            if self.fatal_reason is not None:
+                return
+            self.fatal_reason = reason
+        self._log.error("fatal error; stopping the node reason=%s", reason)
+        threading.Thread(target=self.stop, name=f"fatal-stop-{self.config.name}").start()
+
+    # -- request threads -------------------------------------------------------------------------------
+    def _ask(self, message: object) -> Any:
+        try:
+            return self.election.ask(message, timeout=ASK_TIMEOUT_S)
+        except pykka.ActorDeadError:
+            raise ShuttingDown("node is shutting down") from None
+        except pykka.Timeout:
+            raise Overloaded("the election actor did not answer in time", retry_after_s=1) from None
+
+    def view(self) -> dict[str, Any]:
+        """The election's view: role, epoch, voted_for, master, master_alive."""
+        answer: dict[str, Any] = self._ask(Describe())
+        return answer
+
+    def _admit(self) -> None:
+        """A master's call (`/replicate`, or a probe of `/health`): accept it only from the master of
+        the current (or a newer) epoch; else 409 stale_epoch, with nothing stored."""
+        term = term_headers()
+        if term is None:
+            raise BadRequest(
+                "cluster mode: a master's call needs the X-Replog-Epoch and X-Replog-Master headers"
+            )
+        epoch, caller = term
+        try:
+            master = find_member(caller, self.config.members)
+        except ValueError:
+            raise BadRequest(f"{caller[:200]} is not a member of this cluster") from None
+        if not self._ask(MasterCalled(epoch, master)):
+            view = self.view()
+            raise StaleEpoch(
+                f"epoch {epoch} is stale: this node is in epoch {view['epoch']}; nothing was stored",
+                epoch=view["epoch"],
+                master=view["master"],
+            )
+        self._learned(epoch, master)
+
+    def _ask_vote(self, request: VoteRequest) -> VoteAnswer:
+        answer: VoteAnswer = self._ask(VoteAsked(request))
+        return answer
+
+    def _not_master(self) -> NotMaster:
+        try:
+            view = self.view()
+        except ReplogError:
+            view = {"master": None, "epoch": self.store.epoch}
+        master = view["master"] if view["master"] != self.config.me else None
+        where = f"send writes to {master}" if master else "no master is known yet; retry shortly"
+        return NotMaster(f"this node is not the master: {where}", master=master, epoch=view["epoch"])
+
+    def _append(self, request: AppendRequest, hung_up: Callable[[], bool]) -> dict[str, Any]:
+        role = self._role
+        if role is None:
+            raise self._not_master()
+        try:
+            return role.appender.append(request, hung_up)
+        except NotMaster:  # the store refused: the epoch moved on since the role was read
+            raise self._not_master() from None
+        except ShuttingDown as exc:
+            if not role.deposed:
+                raise
+            seq = exc.extra.get("seq")
+            raise MasterChanged(
+                f"this master stepped down while seq {seq} waited for its acks: outcome unknown; "
+                "retry with the same idempotency key",
+                seq=seq,
+            ) from None
+
+    def health(self) -> dict[str, Any]:
+        view = self.view()
+        role = self._role
+        body: dict[str, Any] = role.health() if role is not None and view["role"] == "master" else {
+            **self._describe_secondary(),
+        }  # fmt: skip
+        body.update(
+            role=view["role"],
+            epoch=view["epoch"],
+            master=view["master"],
+            voted_for=view["voted_for"],
+            me=self.config.me,
+            members=list(self.config.members),
+            acked_seq=self.store.stored_seq,
+        )
+        return body
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.master.server.host}:{self.server.port}"
+
+    @property
+    def role(self) -> MasterRole | None:
+        return self._role
+
+    def start(self) -> ClusterNode:
+        self.server.start()
+        self.live.start()
+        stand_now = self.fresh and self.config.first_role == "master"
+        self.election.tell(Start(stand_now=stand_now))  # before the first Tick
+        self._ticker = Ticker(
+            f"election-{self.config.name}",
+            self.config.election_tick_s,
+            lambda: tell_quietly(self.election, Tick()),
+        )
+        self._switch.submit(functools.partial(self._record, self.store.epoch, "secondary", None))
+        return self
+
+    def _drain(self) -> None:
+        role = self._role
+        if role is not None:
+            role.stop_gate()
+
+    def stop(self) -> None:
+        """Idempotent and safe from any thread; a second caller waits until the first is done."""
+        with self._lock:
+            first, self._stopping = not self._stopping, True
+        if not first:
+            self._stopped.wait()
+            return
+        try:
+            self._log.info("cluster node stopping")
+            if self._ticker is not None:
+                self._ticker.stop()
+            self.live.stop()
+            self._stopping_event.set()
+            self.server.stop(drain=self._drain)
+            self.election.stop()
+            switched = threading.Event()
+            self._switch.submit(switched.set)  # after any role change already queued
+            if not switched.wait(SWITCH_STOP_S):
+                self._log.error("a role change did not end within %.0fs", SWITCH_STOP_S)
+            self._switch.stop()
+            with self._lock:
+                role, self._role = self._role, None
+            if role is not None:
+                role.stop(detach=True)
+            self.store.close()
+            self._log.info("cluster node stopped")
+        finally:
+            self._stopped.set()
