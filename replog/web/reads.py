@@ -12,7 +12,10 @@ A streamed answer holds its worker thread for as long as its client takes to rea
 large read gets 503 `overloaded` with Retry-After. A client that stops reading is dropped after
 the idle timeout (`replog.web.waitress_policy`), which frees its thread.
 
-The body is the one Bottle wrote for a dict (`json.dumps`' defaults), byte for byte.
+The body is the one Bottle wrote for a dict (`json.dumps`' defaults), byte for byte. Control
+records (cluster mode's epoch-start entries) take a seq but neither read shows them: `/entries`
+skips their seqs, and `/messages`' `offset` and `total` count seqs, so a page may hold fewer
+messages than its `limit` in cluster mode (static mode writes no control records).
 """
 
 from __future__ import annotations
@@ -44,17 +47,23 @@ def pages(store: Store, first_seq: int, count: int, encode: Encode) -> Iterator[
         page = store.read(seq, min(PAGE_ENTRIES, end - seq), PAGE_BYTES)
         if not page:
             return
-        yield separator + encode(page)[1:-1].encode()
-        separator = b", "
+        inside = encode(page)[1:-1]
+        if inside:  # a page of control records only shows nothing
+            yield separator + inside.encode()
+            separator = b", "
         seq = page[-1].seq + 1
 
 
 def messages_json(page: list[Entry]) -> str:
-    return json.dumps([e.message for e in page])
+    """Control records (cluster mode's epoch-start) take a seq but are never shown."""
+    return json.dumps([e.message for e in page if e.visible])
 
 
 def entries_json(page: list[Entry]) -> str:
-    return json.dumps([{"seq": e.seq, "message": e.message, "stored_at": e.stored_at} for e in page])
+    """As `messages_json`: a seq missing from /entries is a control record's."""
+    return json.dumps(
+        [{"seq": e.seq, "message": e.message, "stored_at": e.stored_at} for e in page if e.visible]
+    )
 
 
 class Answers:
