@@ -26,14 +26,28 @@ from types import FrameType
 from typing import Any
 
 from replog import logs
-from replog.config import Faults, LinkConfig, MasterConfig, SecondaryConfig, ServerConfig, StorageConfig
+from replog.cluster_node import ClusterNode
+from replog.config import (
+    ELECTION_TIMEOUT_FACTORS,
+    ClusterConfig,
+    Faults,
+    LinkConfig,
+    MasterConfig,
+    SecondaryConfig,
+    ServerConfig,
+    StorageConfig,
+    find_member,
+)
 from replog.core.backoff import BackoffPolicy
 from replog.core.fsync import FsyncPolicy
 from replog.core.health import HealthPolicy
+from replog.core.urls import duplicate_nodes
 from replog.node import MasterNode, SecondaryNode
 from replog.web.server import fds_wanted
 
 ROLES = ("master", "secondary")
+NodeConfig = MasterConfig | SecondaryConfig | ClusterConfig
+Node = MasterNode | SecondaryNode | ClusterNode
 FAILED_STOP_S = 10.0  # a node whose server loop died gets this long to stop cleanly, then exits anyway
 log = logging.getLogger(__name__)
 
@@ -83,7 +97,25 @@ def _urls(raw: str) -> tuple[str, ...]:
     return tuple(u.strip() for u in raw.split(",") if u.strip())  # kept as given: /health shows them
 
 
-def build_parser(role: str) -> argparse.ArgumentParser:
+def _timeouts(raw: str) -> tuple[float, float]:
+    """--election-timeout MIN,MAX (seconds)."""
+    parts = [p.strip() for p in raw.split(",")]
+    try:
+        low, high = (float(parts[0]), float(parts[1])) if len(parts) == 2 else (0.0, -1.0)
+    except ValueError:
+        low, high = 0.0, -1.0
+    if not 0 < low <= high:
+        raise argparse.ArgumentTypeError(f"must be MIN,MAX seconds with 0 < MIN <= MAX, got {raw!r}")
+    return low, high
+
+
+def cluster_mode(argv: Sequence[str]) -> bool:
+    """Whether a member list is given (flag or env): the node then runs in cluster mode."""
+    given = any(a == "--members" or a.startswith("--members=") for a in argv)
+    return given or bool(os.environ.get(_env_name("--members"), "").strip())
+
+
+def build_parser(role: str, cluster: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"python -m replog {role}", description=f"Run a replog {role}.")
     default_port = 8000 if role == "master" else 8001
     _flag(parser, "--host", str, "127.0.0.1", "address to listen on")
@@ -120,8 +152,19 @@ def build_parser(role: str) -> argparse.ArgumentParser:
     _flag(parser, "--log-level", str, "INFO", "DEBUG | INFO | WARNING | ERROR")
     _flag(parser, "--log-format", _log_format, "text", "text | json (one JSON object per line)")
     _switch(parser, "--no-metrics", "turn off GET /metrics and its hooks (to measure what they cost)")
-    if role == "master":
+    _flag(parser, "--members", _urls, (), "cluster mode: every member's URL, this node's included")
+    if cluster:
+        _flag(parser, "--advertise-url", str, None, "this node's URL as in --members (default http://HOST:PORT)")
+        _flag(
+            parser,
+            "--election-timeout",
+            _timeouts,
+            None,
+            "MIN,MAX seconds of silence from a master before standing (default 1.5x..3x --unhealthy-after)",
+        )
+    if role == "master" and not cluster:
         _flag(parser, "--secondaries", _urls, (), "comma-separated secondary URLs, e.g. http://s1:8000")
+    if role == "master" or cluster:
         _flag(parser, "--heartbeat-interval", float, 1.0, "seconds between health probes")
         _flag(parser, "--suspect-after", float, 3.0, "seconds of silence before Suspected")
         _flag(parser, "--unhealthy-after", float, 6.0, "seconds of silence before Unhealthy")
@@ -210,7 +253,21 @@ def master_config(args: argparse.Namespace) -> MasterConfig:
     server, storage = _common(args)
     if not args.secondaries:
         raise SystemExit("--secondaries (or REPLOG_SECONDARIES) must name at least one secondary URL")
-    link = LinkConfig(
+    return MasterConfig(
+        secondaries=args.secondaries,
+        name=args.name,
+        server=server,
+        storage=storage,
+        link=_link(args),
+        health=HealthPolicy(args.suspect_after, args.unhealthy_after),
+        heartbeat_interval_s=args.heartbeat_interval,
+        cluster_secret=cluster_secret(args),
+        metrics=not args.no_metrics,
+    )
+
+
+def _link(args: argparse.Namespace) -> LinkConfig:
+    return LinkConfig(
         connect_timeout_s=args.connect_timeout,
         replicate_timeout_s=args.replicate_timeout,
         probe_timeout_s=args.probe_timeout,
@@ -218,17 +275,33 @@ def master_config(args: argparse.Namespace) -> MasterConfig:
         batch_max_bytes=args.batch_max_bytes,
         backoff=BackoffPolicy(base_s=args.retry_base, cap_s=args.retry_max),
     )
-    return MasterConfig(
-        secondaries=args.secondaries,
+
+
+def cluster_config(args: argparse.Namespace, role: str) -> ClusterConfig:
+    """Cluster mode: the member list, which of them this node is, and the election timeouts."""
+    server, storage = _common(args)
+    members: tuple[str, ...] = args.members
+    if len(members) < 2:
+        raise ValueError("--members must name every member, this node included (at least 2 URLs)")
+    twice = duplicate_nodes(members)
+    if twice:
+        raise ValueError("--members names a node twice: " + "; ".join(f"{b!r} is {a!r}" for a, b in twice))
+    advertise = args.advertise_url or f"http://{args.host}:{args.port}"
+    me = find_member(advertise, members)
+    health = HealthPolicy(args.suspect_after, args.unhealthy_after)
+    low, high = args.election_timeout or tuple(f * args.unhealthy_after for f in ELECTION_TIMEOUT_FACTORS)
+    master = MasterConfig(
+        secondaries=tuple(m for m in members if m != me),
         name=args.name,
         server=server,
         storage=storage,
-        link=link,
-        health=HealthPolicy(args.suspect_after, args.unhealthy_after),
+        link=_link(args),
+        health=health,
         heartbeat_interval_s=args.heartbeat_interval,
         cluster_secret=cluster_secret(args),
         metrics=not args.no_metrics,
     )
+    return ClusterConfig(me, members, master, first_role=role, election_min_s=low, election_max_s=high)
 
 
 def secondary_config(args: argparse.Namespace) -> SecondaryConfig:
@@ -250,10 +323,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m replog {master|secondary} [--help]  (or set REPLOG_ROLE)", file=sys.stderr)
         return 2
     try:
-        args = build_parser(role).parse_args(argv)
-        config: MasterConfig | SecondaryConfig = (master_config if role == "master" else secondary_config)(
-            args
-        )
+        cluster = cluster_mode(argv)
+        args = build_parser(role, cluster).parse_args(argv)
+        config: NodeConfig
+        if cluster:
+            config = cluster_config(args, role)
+        else:
+            config = (master_config if role == "master" else secondary_config)(args)
     except ValueError as exc:
         print(f"replog: bad configuration: {exc}", file=sys.stderr)
         return 2
@@ -282,7 +358,7 @@ def raise_open_files_limit(wanted: int) -> int:
     return soft
 
 
-def run(config: MasterConfig | SecondaryConfig) -> int:
+def run(config: NodeConfig) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -301,7 +377,13 @@ def run(config: MasterConfig | SecondaryConfig) -> int:
     open_files = raise_open_files_limit(fds_wanted(config.server.connection_limit))
     log.info("node=%s open_files_limit=%d", config.name, open_files)
     try:
-        node = MasterNode(config) if isinstance(config, MasterConfig) else SecondaryNode(config)
+        node: Node
+        if isinstance(config, ClusterConfig):
+            node = ClusterNode(config)
+        elif isinstance(config, MasterConfig):
+            node = MasterNode(config)
+        else:
+            node = SecondaryNode(config)
     except Exception as exc:
         log.error("node=%s cannot start: %s", config.name, exc)
         return 1
@@ -313,7 +395,7 @@ def run(config: MasterConfig | SecondaryConfig) -> int:
     return 0 if node.fatal_reason is None else 1  # the node logged the reason at ERROR
 
 
-def _exit_after_server_death(name: str, node: MasterNode | SecondaryNode) -> int:
+def _exit_after_server_death(name: str, node: Node) -> int:
     """The node can no longer answer: stop what can be stopped (the final fsync included), within a
     bound, and exit 1 so that a supervisor (Docker's restart policy, systemd) starts it afresh."""
     log.error(

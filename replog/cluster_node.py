@@ -325,7 +325,7 @@ class ClusterNode:
         if role is None:
             raise self._not_master()
         try:
-            return role.appender.append(request, hung_up)
+            answer = role.appender.append(request, hung_up)
         except NotMaster:  # the store refused: the epoch moved on since the role was read
             raise self._not_master() from None
         except ShuttingDown as exc:
@@ -337,6 +337,16 @@ class ClusterNode:
                 "retry with the same idempotency key",
                 seq=seq,
             ) from None
+        if request.w < self.election_config.majority and not role.lease_valid():
+            # Held here only, and the lease ran out while it waited (a pause, a cut): another master
+            # may exist by now, whose log will not hold it. Never claim it as acknowledged.
+            seq = answer.get("seq", answer.get("last_seq"))
+            raise MasterChanged(
+                f"this master lost its lease while seq {seq} (w={request.w}) waited: outcome unknown; "
+                "retry with the same idempotency key",
+                seq=seq,
+            )
+        return answer
 
     def health(self) -> dict[str, Any]:
         view = self.view()

@@ -150,6 +150,18 @@ class ClusterConfig:
         return self.master.name
 
     @property
+    def server(self) -> ServerConfig:
+        return self.master.server
+
+    @property
+    def storage(self) -> StorageConfig:
+        return self.master.storage
+
+    @property
+    def cluster_secret(self) -> str | None:
+        return self.master.cluster_secret
+
+    @property
     def others(self) -> tuple[str, ...]:
         return tuple(m for m in self.members if m != self.me)
 

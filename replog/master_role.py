@@ -54,6 +54,9 @@ class LeasedView(QuorumView):
     def read_only(self) -> bool:
         return super().read_only or not self._lease_valid()
 
+    def lease_valid(self) -> bool:
+        return self._lease_valid()
+
 
 class MasterRole:
     """Everything a master runs besides its HTTP server. Built started; `stop` is idempotent.
@@ -135,6 +138,10 @@ class MasterRole:
                 lambda: tell_quietly(self.monitor, Tick()),
             )
         self.appender = MeteredAppender(config, self.store, self.gate, self.view, metrics, epoch=self.epoch)
+
+    def lease_valid(self) -> bool:
+        """Cluster mode: whether the lease still holds (always, in static mode: no lease)."""
+        return not isinstance(self.view, LeasedView) or self.view.lease_valid()
 
     def _storage_changed(self, status: StorageStatus) -> None:
         """Store status listener: a failure dropped entries not yet durable; fail their writers."""
