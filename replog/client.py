@@ -39,17 +39,30 @@ class ReplogClient:
         if secret:
             self._session.headers[SECRET_HEADER] = secret
 
-    def _call(self, method: str, path: str, timeout_s: float | None = None, **kwargs: Any) -> dict[str, Any]:
-        response = self._session.request(
-            method, self.base_url + path, timeout=timeout_s or self._timeout_s, **kwargs
-        )
+    def _call(
+        self, method: str, path: str, timeout_s: float | None = None, *, follow: bool = False, **kwargs: Any
+    ) -> dict[str, Any]:
+        """`follow` (appends): a cluster-mode node that is not the master answers 421 naming the
+        master (it stored nothing); the call is sent there once. No further hops: a second 421 (a
+        master that just changed) is the caller's to retry."""
+        status, body, headers = self._send(method, self.base_url + path, timeout_s, **kwargs)
+        master = body.get("master")
+        if follow and status == 421 and isinstance(master, str) and master.rstrip("/") != self.base_url:
+            status, body, headers = self._send(method, master.rstrip("/") + path, timeout_s, **kwargs)
+        if status >= 400:
+            raise ReplogHTTPError(status, body, headers)
+        return body
+
+    def _send(
+        self, method: str, url: str, timeout_s: float | None, **kwargs: Any
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        response = self._session.request(method, url, timeout=timeout_s or self._timeout_s, **kwargs)
         try:
             body = response.json()
         except ValueError:
             body = {"error": "not_json", "detail": response.text[:200]}
-        if response.status_code >= 400:
-            raise ReplogHTTPError(response.status_code, body, dict(response.headers))
-        return body if isinstance(body, dict) else {"value": body}
+        body = body if isinstance(body, dict) else {"value": body}
+        return response.status_code, body, dict(response.headers)
 
     def append(
         self,
@@ -63,10 +76,10 @@ class ReplogClient:
         body: dict[str, Any] = {"message": message, "w": w}
         if timeout_s is not None:
             body["timeout"] = timeout_s
-        return self._call("POST", "/messages", request_timeout_s, json=body)
+        return self._call("POST", "/messages", request_timeout_s, follow=True, json=body)
 
     def append_many(self, messages: list[str], w: int | str = 1) -> dict[str, Any]:
-        return self._call("POST", "/messages", json={"messages": messages, "w": w})
+        return self._call("POST", "/messages", follow=True, json={"messages": messages, "w": w})
 
     def messages(self, offset: int | None = None, limit: int | None = None) -> list[str]:
         params = {k: v for k, v in (("offset", offset), ("limit", limit)) if v is not None}
