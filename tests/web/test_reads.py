@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from replog.config import SecondaryConfig, ServerConfig
+from replog.core.entry import Kind
 from replog.core.wire import Entry
 from replog.node import SecondaryNode
 from replog.web import reads
@@ -127,3 +128,13 @@ def test_pages_are_bounded_in_bytes(node: SecondaryNode) -> None:
     fill(node, ["y" * 50_000] * 40)
     sizes = [len(chunk) for chunk in reads.pages(node.store, 1, 40, reads.messages_json)]
     assert len(sizes) > 1 and max(sizes) < 2 * reads.PAGE_BYTES
+
+
+def test_control_records_take_a_seq_but_no_read_shows_them(node: SecondaryNode) -> None:
+    node.store.apply("L", [Entry(1, "", 0.0, 2, Kind.EPOCH_START), Entry(2, "a", 0.0, 2),
+                           Entry(3, "", 0.0, 3, Kind.EPOCH_START), Entry(4, "b", 0.0, 3)])  # fmt: skip
+    assert get(node, "/messages").json() == {"messages": ["a", "b"]}
+    assert [e["seq"] for e in get(node, "/entries").json()["entries"]] == [2, 4]
+    # A page of control records only shows nothing, and the JSON stays well formed.
+    assert get(node, "/messages?offset=2&limit=1").json() == {"messages": [], "offset": 2, "total": 4}
+    assert get(node, "/entries?from_seq=3&limit=1").json()["entries"] == []
