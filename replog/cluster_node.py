@@ -168,8 +168,9 @@ class ClusterNode:
             master.heartbeat_interval_s,
         )
         add_ops_routes(
-            app, role="cluster", metrics=self.metrics, live=self.live, describe=self.health, store=self.store
-        )
+            app, role=self._role_name, metrics=self.metrics, live=self.live, describe=self.health,
+            store=self.store,
+        )  # fmt: skip
         self.server = HttpServer(app, master.server)
         self._log.info(
             "cluster node ready port=%d me=%s members=%s epoch=%d stored_seq=%d fresh=%s",
@@ -373,6 +374,10 @@ class ClusterNode:
     @property
     def role(self) -> MasterRole | None:
         return self._role
+
+    def _role_name(self) -> str:
+        """What the live page shows this node as: master while its master role runs."""
+        return "master" if self._role is not None else "secondary"
 
     def start(self) -> ClusterNode:
         self.server.start()
