@@ -62,7 +62,7 @@ from replog.core.wire import AppendRequest
 from replog.logs import node_logger
 from replog.master_role import LeasedView, MasterRole
 from replog.metrics import NodeMetrics
-from replog.net.fenced import FencedTransport, Lease
+from replog.net.fenced import FencedTransport, Lease, Verified
 from replog.net.metered import metered
 from replog.net.transport import HttpPeer, Transport
 from replog.node import open_store
@@ -210,10 +210,11 @@ class ClusterNode:
             self._log.warning("cannot start master role epoch=%d error=%s", epoch, exc)
             return
         lease = Lease(self.election_config, self._clock)
+        verified = {url: Verified() for url in self.config.others}  # one per member, both transports
 
         def make(url: str) -> Transport:
             inner = self._transports(url, epoch)
-            return FencedTransport(inner, url, lease, self._clock, self._saw_epoch)
+            return FencedTransport(inner, url, lease, self._clock, self._saw_epoch, verified[url])
 
         transports = metered(make, self.metrics, self._acked_seq_dropped)
         role = MasterRole(

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 import requests
 
+from replog.config import StorageConfig
 from replog.net.transport import EPOCH_HEADER, MASTER_HEADER
+from replog.node import open_store
 from replog.testing.incluster import InProcessCluster
 from tests.conftest import wait_for
 
@@ -148,3 +150,28 @@ def test_waiting_writers_of_a_deposed_master_get_master_changed(cluster: InProce
     assert "outcome unknown" in body["detail"]
     health = cluster.health(name)
     assert health["epoch"] >= 9 and health["role"] in ("secondary", "candidate")
+
+
+def test_a_returning_master_with_entries_of_its_own_is_never_counted_for_them(
+    cluster: InProcessCluster,
+) -> None:
+    """Regression: an old master back with unreplicated entries (a kill -9 mid-write) answered its
+    acked seq, which the new master counted toward w for different entries at those seqs."""
+    first = writable_master(cluster)
+    assert post(cluster.urls[first], "before").status_code == 201
+    wait_for(lambda: all(messages(cluster.urls[n]) == ["before"] for n in cluster.names), 10, "replicated")
+    cluster.stop(first)
+    # Entries it stored and never replicated (its process died before the batch left).
+    store = open_store(StorageConfig(cluster.root / first), None)
+    store.append(["ghost1", "ghost2", "ghost3"], epoch=store.epoch)
+    store.close()
+    second = writable_master(cluster)
+    third = next(n for n in cluster.names if n not in (first, second))
+    cluster.stop(third)
+    cluster.start(first)  # back with seqs 3..5 of its own; the new master has its epoch start at 3
+    wait_for(lambda: cluster.health(first)["master"] == cluster.urls[second], 10, "the old master follows")
+    answer = requests.post(
+        cluster.urls[second] + "/messages", json={"message": "new", "w": 2, "timeout": 1.5}, timeout=10
+    )
+    assert answer.status_code == 504, answer.text  # only the new master holds "new" at its seq
+    assert messages(cluster.urls[first]) == ["before", "ghost1", "ghost2", "ghost3"]  # never mixed
