@@ -44,7 +44,9 @@ def trial(root: Path, argv: tuple[str, ...], deadline_s: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--heartbeat-interval", type=float, default=0.2)
     parser.add_argument("--suspect-after", type=float, default=0.6)
