@@ -26,7 +26,7 @@ from types import FrameType
 from typing import Any
 
 from replog import logs
-from replog.cluster_node import ClusterNode
+from replog.cluster.node import ClusterNode
 from replog.config import (
     ELECTION_TIMEOUT_FACTORS,
     ClusterConfig,

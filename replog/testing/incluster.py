@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from replog.cluster_node import ClusterNode
+from replog.cluster.node import ClusterNode
 from replog.config import ClusterConfig, LinkConfig, MasterConfig, ServerConfig, StorageConfig
 from replog.core.backoff import BackoffPolicy
 from replog.core.fsync import FsyncPolicy

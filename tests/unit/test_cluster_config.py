@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from replog.cli import build_parser, cluster_config, cluster_mode, main
-from replog.cluster_node import cluster_log_id
+from replog.cluster.node import cluster_log_id
 from replog.config import find_member
 
 MEMBERS = "http://a:8000,http://b:8000,http://c:8000"

@@ -1,7 +1,7 @@
 """The layers a reader sees in the tree are the layers the code has: each imports only those below.
 
 core (pure) < config, logs, metrics < storage < net < actors < service < web < master_role < node <
-cluster_node < cli; `client` talks HTTP and stands beside the node on `core` and `net` only; the
+cluster < cli; `client` talks HTTP and stands beside the node on `core` and `net` only; the
 rigs (`testing`, `bench`, `chaos`) may use anything, and nothing of a node may use them.
 """
 
@@ -17,7 +17,7 @@ import replog
 PACKAGE_DIR = Path(replog.__file__).parent
 LAYERS = [
     "core", "config", "logs", "metrics", "storage", "net", "actors", "service", "web",
-    "master_role", "node", "cluster_node", "cli",
+    "master_role", "node", "cluster", "cli",
 ]  # fmt: skip
 BESIDE = {"client": {"core", "net"}, "__main__": {"cli"}, "__init__": set()}
 RIGS = {"testing", "bench", "chaos"}

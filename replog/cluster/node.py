@@ -7,11 +7,9 @@ One store, one HTTP server on one port, and:
   carries its epoch and URL in headers (`X-Replog-Epoch`, `X-Replog-Master`) and the election
   actor says whether to accept it (`MasterCalled`); a stale one gets 409 `stale_epoch` and nothing
   is stored;
-- while this node is master, a `MasterRole` for its epoch (gate, links, heartbeat, appender). On
-  `became_master(epoch)` the node appends the epoch-start control record, then starts the role;
-  on `stepped_down` it stops it and every waiting writer gets 503 `master_changed`. Role changes
-  run one at a time on the node's role-switch thread, in the order the election decided them,
-  never on the actor's thread (starting and stopping actors blocks).
+- while this node is master, a `MasterRole` for its epoch (gate, links, heartbeat, appender),
+  started after the epoch-start record and stopped on stepping down by the `RoleSwitch`
+  (`cluster.switch`), whose waiting writers then get 503 `master_changed`.
 
 Safety rests on three fences: the store refuses an append tagged with an epoch the node has left
 (`Store.append(epoch=...)`), a role's gate counts only acks its own links gathered in its epoch
@@ -43,10 +41,11 @@ from replog.actors.election import (
     VoteAsked,
     Voter,
 )
-from replog.actors.threads import Ticker, Worker, tell_quietly
+from replog.actors.threads import Ticker, tell_quietly
+from replog.cluster.switch import RoleSwitch
+from replog.cluster.transports import TermTransports, http_peer
 from replog.config import ClusterConfig, SecondaryConfig, find_member
 from replog.core.election import Election, ElectionConfig, VoteAnswer
-from replog.core.entry import NewEntry
 from replog.core.errors import (
     BadRequest,
     MasterChanged,
@@ -60,13 +59,9 @@ from replog.core.urls import node_key
 from replog.core.votes import VoteRequest
 from replog.core.wire import AppendRequest
 from replog.logs import node_logger
-from replog.master_role import LeasedView, MasterRole
+from replog.master_role import MasterRole
 from replog.metrics import NodeMetrics
-from replog.net.fenced import FencedTransport, Lease, Verified
-from replog.net.metered import metered
-from replog.net.transport import HttpPeer, Transport
 from replog.node import open_store
-from replog.storage.roles import RoleLog
 from replog.storage.store import Store
 from replog.web.cluster import add_cluster_routes, term_headers
 from replog.web.ops import add_ops_routes, watch_cluster
@@ -74,8 +69,6 @@ from replog.web.secondary import FaultSwitch, ReceiveStats, secondary_app
 from replog.web.secondary import describe as describe_secondary
 from replog.web.server import HttpServer
 
-# (member URL, epoch) -> the transport a master role of that epoch uses to reach that member.
-TermTransports = Callable[[str, int], Transport]
 ASK_TIMEOUT_S = 2.0  # a request thread waits this long for the election actor at most
 SWITCH_STOP_S = 10.0  # how long stopping waits for a role change in progress
 
@@ -105,14 +98,10 @@ class ClusterNode:
             master.storage, cluster_log_id(config.members), self.metrics
         )  # fmt: skip
         self._clock, self._rng = clock, rng or random.Random()
-        self._transports = transports or self._http_peer
-        self.roles = RoleLog(master.storage.data_dir)
         self.fatal_reason: str | None = None
-        self._lock = threading.Lock()  # guards _role, _stopping, _known (no I/O under it)
-        self._role: MasterRole | None = None
+        self._lock = threading.Lock()  # guards _stopping and fatal_reason
         self._stopping = False
         self._stopped = threading.Event()
-        self._known: tuple[int, str, str | None] = (0, "", None)  # the last (epoch, role, master) recorded
         vote = self.store.vote
         self.fresh = self.store.stored_seq == 0 and self.store.epoch == 1 and vote is None
         self.election_config = ElectionConfig(
@@ -123,12 +112,17 @@ class ClusterNode:
             self.store.epoch,
             vote.candidate if vote is not None and vote.epoch == self.store.epoch else None,
         )
-        self._switch = Worker(f"roles-{config.name}")
+        self.switch = RoleSwitch(
+            config, self.election_config, self.store, self.metrics,
+            transports or functools.partial(http_peer, config),
+            clock=clock, rng=self._rng, fatal=self._fatal, saw_epoch=self._saw_epoch,
+        )  # fmt: skip
+        self.roles = self.switch.roles
         self.election = ElectionActor.start(
             election,
             self.store,
-            voters if voters is not None else {url: self._voter(url) for url in config.others},
-            self,
+            voters if voters is not None else {url: http_peer(config, url, None) for url in config.others},
+            self.switch,
             clock,
             random.Random(self._rng.random()),
         )
@@ -137,7 +131,7 @@ class ClusterNode:
             self._build()
         except BaseException:
             self.election.stop()
-            self._switch.stop()
+            self.switch.close(0)
             self.store.close()
             raise
 
@@ -178,91 +172,8 @@ class ClusterNode:
             self.store.stored_seq, self.fresh,
         )  # fmt: skip
 
-    # -- transports --------------------------------------------------------------------------------
-    def _http_peer(self, url: str, epoch: int | None) -> HttpPeer:
-        link, master = self.config.master.link, self.config.master
-        return HttpPeer(
-            url,
-            secret=master.cluster_secret,
-            connect_timeout_s=link.connect_timeout_s,
-            replicate_timeout_s=link.replicate_timeout_s,
-            probe_timeout_s=link.probe_timeout_s,
-            term=None if epoch is None else (epoch, self.config.me),
-        )
-
-    def _voter(self, url: str) -> Voter:
-        return self._http_peer(url, None)
-
-    # -- the election's role listener (called on the election actor's thread: never block) ------------
-    def became_master(self, epoch: int) -> None:
-        self._switch.submit(functools.partial(self._become_master, epoch))
-
-    def stepped_down(self, epoch: int, master: str | None) -> None:
-        self._switch.submit(functools.partial(self._step_down, epoch, master))
-
-    # -- role changes (the role-switch thread) ---------------------------------------------------------
-    def _become_master(self, epoch: int) -> None:
-        if self._stopping:
-            return
-        try:  # the epoch-start record first: everything before it commits once it is on a majority
-            start = self.store.append([NewEntry.epoch_start()], epoch=epoch)
-        except ReplogError as exc:  # the epoch moved on (a StepDown is queued) or the disk fails
-            self._log.warning("cannot start master role epoch=%d error=%s", epoch, exc)
-            return
-        lease = Lease(self.election_config, self._clock)
-        verified = {url: Verified() for url in self.config.others}  # one per member, both transports
-
-        def make(url: str) -> Transport:
-            inner = self._transports(url, epoch)
-            return FencedTransport(inner, url, lease, self._clock, self._saw_epoch, verified[url])
-
-        transports = metered(make, self.metrics, self._acked_seq_dropped)
-        role = MasterRole(
-            self.config.master, self.store, self.metrics, transports,
-            clock=self._clock, rng=self._rng, fatal=self._fatal, view=LeasedView(lease.valid), epoch=epoch,
-        )  # fmt: skip
-        with self._lock:
-            stale = self._stopping or self.store.epoch != epoch
-            if not stale:
-                self._role = role
-        if stale:
-            role.stop(detach=True)
-            return
-        self._log.warning("master role started epoch=%d epoch_start_seq=%d", epoch, start[0].seq)
-        self._record(epoch, "master", self.config.me)
-
-    def _step_down(self, epoch: int, master: str | None) -> None:
-        with self._lock:
-            role, self._role = self._role, None
-        if role is not None:
-            role.deposed = True  # its waiting writers hear master_changed, not shutting_down
-            role.stop(detach=True)
-            self._log.warning("master role stopped epoch=%d new_master=%s", role.epoch, master)
-        self._record(epoch, "secondary", master)
-
-    def _record(self, epoch: int, role: str, master: str | None) -> None:
-        """Role-switch thread only: one roles.jsonl line per change, and the master-change count."""
-        with self._lock:
-            known, self._known = self._known, (epoch, role, master)
-        if known == (epoch, role, master):
-            return
-        if master is not None and master != known[2]:
-            self.metrics.master_changed()
-        self.roles.record(epoch, role, master)
-
-    def _learned(self, epoch: int, master: str) -> None:
-        """A request thread accepted a call of `master` in `epoch`: record it if it is news."""
-        with self._lock:
-            news = self._known != (epoch, "secondary", master)
-        if news:
-            self._switch.submit(functools.partial(self._record, epoch, "secondary", master))
-
     def _saw_epoch(self, epoch: int) -> None:
         tell_quietly(self.election, SawEpoch(epoch))
-
-    def _acked_seq_dropped(self, url: str, before: int, now: int) -> None:
-        self.metrics.acked_seq_dropped(url)
-        self._log.warning("member lost entries member=%s acked_before=%d acked=%d", url, before, now)
 
     def _fatal(self, reason: str) -> None:
         """A link could not read this node's own log: stop the node (the CLI exits 1)."""
@@ -307,7 +218,7 @@ class ClusterNode:
                 epoch=view["epoch"],
                 master=view["master"],
             )
-        self._learned(epoch, master)
+        self.switch.learned(epoch, master)
 
     def _ask_vote(self, request: VoteRequest) -> VoteAnswer:
         answer: VoteAnswer = self._ask(VoteAsked(request))
@@ -323,7 +234,7 @@ class ClusterNode:
         return NotMaster(f"this node is not the master: {where}", master=master, epoch=view["epoch"])
 
     def _append(self, request: AppendRequest, hung_up: Callable[[], bool]) -> dict[str, Any]:
-        role = self._role
+        role = self.switch.role
         if role is None:
             raise self._not_master()
         try:
@@ -352,7 +263,7 @@ class ClusterNode:
 
     def health(self) -> dict[str, Any]:
         view = self.view()
-        role = self._role
+        role = self.switch.role
         body: dict[str, Any] = role.health() if role is not None and view["role"] == "master" else {
             **self._describe_secondary(),
         }  # fmt: skip
@@ -374,11 +285,11 @@ class ClusterNode:
 
     @property
     def role(self) -> MasterRole | None:
-        return self._role
+        return self.switch.role
 
     def _role_name(self) -> str:
         """What the live page shows this node as: master while its master role runs."""
-        return "master" if self._role is not None else "secondary"
+        return "master" if self.switch.role is not None else "secondary"
 
     def start(self) -> ClusterNode:
         self.server.start()
@@ -390,13 +301,8 @@ class ClusterNode:
             self.config.election_tick_s,
             lambda: tell_quietly(self.election, Tick()),
         )
-        self._switch.submit(functools.partial(self._record, self.store.epoch, "secondary", None))
+        self.switch.started(self.store.epoch)
         return self
-
-    def _drain(self) -> None:
-        role = self._role
-        if role is not None:
-            role.stop_gate()
 
     def stop(self) -> None:
         """Idempotent and safe from any thread; a second caller waits until the first is done."""
@@ -411,17 +317,10 @@ class ClusterNode:
                 self._ticker.stop()
             self.live.stop()
             self._stopping_event.set()
-            self.server.stop(drain=self._drain)
-            self.election.stop()
-            switched = threading.Event()
-            self._switch.submit(switched.set)  # after any role change already queued
-            if not switched.wait(SWITCH_STOP_S):
+            self.server.stop(drain=self.switch.stop_gate)
+            self.election.stop()  # no role change is decided after this
+            if not self.switch.close(SWITCH_STOP_S):
                 self._log.error("a role change did not end within %.0fs", SWITCH_STOP_S)
-            self._switch.stop()
-            with self._lock:
-                role, self._role = self._role, None
-            if role is not None:
-                role.stop(detach=True)
             self.store.close()
             self._log.info("cluster node stopped")
         finally:
