@@ -125,6 +125,7 @@ class ClusterNode:
             self.switch,
             clock,
             random.Random(self._rng.random()),
+            config.name,
         )
         self._ticker: Ticker | None = None
         try:
