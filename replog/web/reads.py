@@ -13,9 +13,9 @@ large read gets 503 `overloaded` with Retry-After. A client that stops reading i
 the idle timeout (`replog.web.waitress_policy`), which frees its thread.
 
 The body is the one Bottle wrote for a dict (`json.dumps`' defaults), byte for byte. Control
-records (cluster mode's epoch-start entries) take a seq but neither read shows them: `/entries`
-skips their seqs, and `/messages`' `offset` and `total` count seqs, so a page may hold fewer
-messages than its `limit` in cluster mode (static mode writes no control records).
+records (cluster mode's epoch-start entries) take a seq: `/messages` never shows them (its
+`offset` and `total` count seqs, so a page may hold fewer messages than its `limit` in cluster
+mode; static mode writes no control records), `/entries` shows them with `"kind": "epoch_start"`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 
 import bottle
 
+from replog.core.entry import Kind
 from replog.core.errors import Overloaded
 from replog.core.wire import Entry
 from replog.storage.store import Store
@@ -55,15 +56,28 @@ def pages(store: Store, first_seq: int, count: int, encode: Encode) -> Iterator[
 
 
 def messages_json(page: list[Entry]) -> str:
-    """Control records (cluster mode's epoch-start) take a seq but are never shown."""
+    """Control records (cluster mode's epoch-start) take a seq but are never shown here."""
     return json.dumps([e.message for e in page if e.visible])
 
 
 def entries_json(page: list[Entry]) -> str:
-    """As `messages_json`: a seq missing from /entries is a control record's."""
-    return json.dumps(
-        [{"seq": e.seq, "message": e.message, "stored_at": e.stored_at} for e in page if e.visible]
-    )
+    """Each entry whole (a master behind its secondaries learns its lost entries from this: issue 11
+    C8): `kind` only for control records, `key` only when the client gave one."""
+    return json.dumps([_entry_dict(e) for e in page])
+
+
+def _entry_dict(entry: Entry) -> dict[str, object]:
+    answer: dict[str, object] = {
+        "seq": entry.seq,
+        "message": entry.message,
+        "stored_at": entry.stored_at,
+        "epoch": entry.epoch,
+    }
+    if entry.kind is not Kind.MESSAGE:
+        answer["kind"] = entry.kind.name.lower()
+    if entry.key is not None:
+        answer["key"] = entry.key
+    return answer
 
 
 class Answers:

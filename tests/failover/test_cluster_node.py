@@ -73,9 +73,10 @@ def check_first_election(cluster: InProcessCluster) -> None:
         assert health["role"] == "secondary"
         assert health["epoch"] == 2
     wait_for(lambda: all(messages(cluster.urls[n]) == ["a"] for n in cluster.names), 10, "a everywhere")
-    # The epoch-start record takes seq 1 on every node but is never shown by GET /messages.
-    entries = requests.get(cluster.urls["n2"] + "/entries", timeout=5).json()
-    assert [e["message"] for e in entries["entries"]] == ["a"] and entries["entries"][0]["seq"] == 2
+    # The epoch-start record takes seq 1 on every node, is never shown by GET /messages, and GET
+    # /entries shows it typed.
+    entries = requests.get(cluster.urls["n2"] + "/entries", timeout=5).json()["entries"]
+    assert [(e["seq"], e.get("kind"), e["epoch"]) for e in entries] == [(1, "epoch_start", 2), (2, None, 2)]
     roles = [json.loads(line) for line in (cluster.root / "n1" / "roles.jsonl").read_text().splitlines()]
     assert {"epoch": 2, "role": "master", "master": cluster.urls["n1"]}.items() <= roles[-1].items()
     metrics = requests.get(cluster.urls["n1"] + "/metrics", timeout=5).text
