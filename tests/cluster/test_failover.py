@@ -48,6 +48,13 @@ def test_kill_9_of_the_master_elects_another_and_clients_follow_it(cluster: Loca
     assert answer["acks"] >= 2
     assert ReplogClient(cluster.nodes[second].url).messages() == ["one", "two"]
     assert health(cluster, second)["epoch"] > 2
+    # Restarted on its data directory, the killed master is a secondary of the new epoch and catches up.
+    cluster.start(first)
+    poll_until(lambda: ReplogClient(cluster.nodes[first].url).messages() == ["one", "two"], 15, 0.05,
+               "the killed master caught up")  # fmt: skip
+    back = health(cluster, first)
+    assert back["role"] == "secondary" and back["master"] == cluster.nodes[second].url
+    assert back["epoch"] == health(cluster, second)["epoch"]
 
 
 def test_a_paused_master_is_replaced_and_steps_down_without_acknowledging_old_epoch_writes(
