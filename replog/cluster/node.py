@@ -80,6 +80,11 @@ def cluster_log_id(members: tuple[str, ...]) -> str:
 
 
 class ClusterNode:
+    """A cluster-mode node, built from its config and started and stopped as one thing (as
+    `MasterNode` and `SecondaryNode` are). Threads: request threads run `_admit`, `_append` and
+    `health` (each asks the election actor, with a deadline); the election actor, its ticker and
+    vote workers decide; the switch's thread carries role changes out."""
+
     def __init__(
         self,
         config: ClusterConfig,
@@ -263,11 +268,14 @@ class ClusterNode:
         return answer
 
     def health(self) -> dict[str, Any]:
+        """/health: the role's (master) or the secondary's fields, then the election's view."""
         view = self.view()
         role = self.switch.role
-        body: dict[str, Any] = role.health() if role is not None and view["role"] == "master" else {
-            **self._describe_secondary(),
-        }  # fmt: skip
+        body: dict[str, Any]
+        if role is not None and view["role"] == "master":
+            body = role.health()  # each member's status, the quorum, waiting writers
+        else:
+            body = self._describe_secondary()
         body.update(
             role=view["role"],
             epoch=view["epoch"],
