@@ -271,11 +271,8 @@ class ClusterNode:
         """/health: the role's (master) or the secondary's fields, then the election's view."""
         view = self.view()
         role = self.switch.role
-        body: dict[str, Any]
-        if role is not None and view["role"] == "master":
-            body = role.health()  # each member's status, the quorum, waiting writers
-        else:
-            body = self._describe_secondary()
+        master = role is not None and view["role"] == "master"  # each member's status, the quorum
+        body: dict[str, Any] = role.health() if master and role is not None else self._describe_secondary()
         body.update(
             role=view["role"],
             epoch=view["epoch"],
