@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -107,3 +108,56 @@ def test_a_paused_master_is_replaced_and_steps_down_without_acknowledging_old_ep
     with pytest.raises(ReplogHTTPError) as refused:
         ReplogClient(cluster.nodes[first].url).append_many([], 1)
     assert refused.value.status in (400, 421)
+
+
+def test_majority_writes_acknowledged_across_a_kill_9_failover_are_all_kept_in_one_order(
+    cluster: LocalCluster,
+) -> None:
+    """Writers keep appending with w=majority (retrying anywhere after any error) while the master is
+    killed: every 201 is on both survivors at the end, and their logs are the same."""
+    first = cluster.current_master()
+    acked: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+    urls = [node.url for node in cluster.nodes.values()]
+
+    def writer(index: int) -> None:
+        count = 0
+        while not stop.is_set():
+            message = f"w{index}-{count}"
+            count += 1
+
+            def attempt(message: str = message) -> dict[str, Any] | None:
+                for url in urls:  # any node: a secondary's 421 is followed to the master
+                    try:
+                        return ReplogClient(url, request_timeout_s=3).append(message, "majority", timeout_s=2)
+                    except (ReplogHTTPError, OSError):
+                        continue
+                return None
+
+            try:
+                poll_until(attempt, 30, 0.02, f"{message} acknowledged")
+            except TimeoutError:
+                return
+            with lock:
+                acked.append(message)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    poll_until(lambda: len(acked) >= 30, 20, 0.01, "writes before the kill")
+    cluster.kill(first)
+    before = len(acked)
+    poll_until(lambda: len(acked) >= before + 30, 40, 0.01, "writes after the failover")
+    stop.set()
+    for thread in threads:
+        thread.join(40)
+    survivors = [name for name in cluster.nodes if name != first]
+
+    def converged() -> list[str] | None:
+        logs = [ReplogClient(cluster.nodes[n].url).messages() for n in survivors]
+        return logs[0] if all(log == logs[0] for log in logs) else None
+
+    final = poll_until(converged, 20, 0.05, "survivors converged")
+    missing = set(acked) - set(final)
+    assert not missing, f"acknowledged with w=majority but lost: {sorted(missing)[:10]}"
