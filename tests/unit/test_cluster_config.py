@@ -69,3 +69,12 @@ def test_find_member_compares_nodes_not_strings() -> None:
 def test_every_member_derives_the_same_log_id_from_the_member_list() -> None:
     assert cluster_log_id(("http://a:1", "http://b:1")) == cluster_log_id(("http://B:1/", "http://a:1"))
     assert cluster_log_id(("http://a:1", "http://b:1")) != cluster_log_id(("http://a:1", "http://c:1"))
+
+
+def test_cluster_mode_probes_faster_by_default_so_failover_takes_seconds() -> None:
+    config = config_for("secondary", "--advertise-url=http://b:8000")
+    assert config.master.heartbeat_interval_s == 0.2
+    assert (config.master.health.suspect_after_s, config.master.health.unhealthy_after_s) == (0.6, 1.5)
+    assert (config.election_min_s, config.election_max_s) == (2.25, 4.5)
+    static = build_parser("master", cluster=False).parse_args(["--in-memory"])
+    assert (static.heartbeat_interval, static.suspect_after, static.unhealthy_after) == (1.0, 3.0, 6.0)
