@@ -105,6 +105,18 @@ class NotAcknowledged(ReplogHTTPError):
         return value if isinstance(value, int) else None
 
 
+class NotMaster(ReplogHTTPError):
+    """421 (cluster mode): this node is not the master, even after one hop to the master it named
+    (a master that just changed). Nothing was stored: retry (`master` names the node to try)."""
+
+    retryable = True
+
+    @property
+    def master(self) -> str | None:
+        value = self.body.get("master")
+        return value if isinstance(value, str) else None
+
+
 class Rejected(ReplogHTTPError):
     """4xx: the request itself is wrong (bad input, too large, forbidden); repeating it fails again."""
 
@@ -122,6 +134,8 @@ def http_error(status: int, body: dict[str, Any], headers: dict[str, str]) -> Re
     """The error class for a status (and code)."""
     if status == 422:
         return KeyReused(status, body, headers)
+    if status == 421:
+        return NotMaster(status, body, headers)
     if status == 503:
         return Unavailable(status, body, headers)
     if status == 504:
@@ -188,21 +202,34 @@ class ReplogClient:
         if secret:
             self._session.headers[SECRET_HEADER] = secret
 
-    def _call(self, method: str, path: str, timeout_s: float | None = None, **kwargs: Any) -> dict[str, Any]:
-        """One request; `ConnectionFailed` if no answer came, the status's error class if it failed."""
+    def _call(
+        self, method: str, path: str, timeout_s: float | None = None, *, follow: bool = False, **kwargs: Any
+    ) -> dict[str, Any]:
+        """One request; `ConnectionFailed` if no answer came, the status's error class if it failed.
+        `follow` (appends): a cluster-mode node that is not the master answers 421 naming the
+        master (it stored nothing); the call is sent there once. No further hops: a second 421 (a
+        master that just changed) is the caller's to retry (`NotMaster` is retryable)."""
+        status, body, headers = self._send(method, self.base_url + path, timeout_s, **kwargs)
+        master = body.get("master")
+        if follow and status == 421 and isinstance(master, str) and master.rstrip("/") != self.base_url:
+            status, body, headers = self._send(method, master.rstrip("/") + path, timeout_s, **kwargs)
+        if status >= 400:
+            raise http_error(status, body, headers)
+        return body
+
+    def _send(
+        self, method: str, url: str, timeout_s: float | None, **kwargs: Any
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
         try:
-            response = self._session.request(
-                method, self.base_url + path, timeout=timeout_s or self._timeout_s, **kwargs
-            )
+            response = self._session.request(method, url, timeout=timeout_s or self._timeout_s, **kwargs)
         except requests.RequestException as exc:
-            raise ConnectionFailed(f"{method} {self.base_url}{path}: {exc}") from exc
+            raise ConnectionFailed(f"{method} {url}: {exc}") from exc
         try:
             body = response.json()
         except ValueError:
             body = {"error": "not_json", "detail": response.text[:200]}
-        if response.status_code >= 400:
-            raise http_error(response.status_code, body, dict(response.headers))
-        return body if isinstance(body, dict) else {"value": body}
+        body = body if isinstance(body, dict) else {"value": body}
+        return response.status_code, body, dict(response.headers)
 
     def append(
         self,
@@ -219,7 +246,7 @@ class ReplogClient:
             body["timeout"] = timeout_s
         if key is not None:
             body["id"] = key
-        return self._call("POST", "/messages", request_timeout_s, json=body)
+        return self._call("POST", "/messages", request_timeout_s, follow=True, json=body)
 
     def append_many(
         self,
@@ -236,7 +263,7 @@ class ReplogClient:
         body: dict[str, Any] = {"messages": items, "w": w}
         if timeout_s is not None:
             body["timeout"] = timeout_s
-        return self._call("POST", "/messages", request_timeout_s, json=body)
+        return self._call("POST", "/messages", request_timeout_s, follow=True, json=body)
 
     def messages(self, offset: int | None = None, limit: int | None = None) -> list[str]:
         params = {k: v for k, v in (("offset", offset), ("limit", limit)) if v is not None}

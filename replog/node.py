@@ -10,26 +10,18 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-import pykka
-
-from replog.actors.gate import QuorumGate, QuorumView, Snapshot, StoreFailed
-from replog.actors.heartbeat import Describe as DescribeHealth
-from replog.actors.heartbeat import HeartbeatMonitor, Tick
-from replog.actors.link import Describe as DescribeLink
-from replog.actors.link import SecondaryLink, StoredSeqFanout, WakeSignal
-from replog.actors.threads import Ticker, tell_quietly
 from replog.config import MasterConfig, SecondaryConfig, ServerConfig, StorageConfig
-from replog.core.errors import Overloaded, ShuttingDown
+from replog.core.errors import ShuttingDown
 from replog.logs import node_logger
+from replog.master_role import MasterRole
 from replog.metrics import NodeMetrics
 from replog.net.metered import metered
 from replog.net.transport import HttpPeer, Transport
-from replog.service.metered import MeteredAppender
 from replog.storage.disk import DEFAULT_SYNC, DiskStore
-from replog.storage.store import MemoryStore, StorageStatus, Store
+from replog.storage.store import MemoryStore, Store
 from replog.storage.watch import SeqWatch
 from replog.web.follow import Followers
 from replog.web.master import master_app
@@ -57,17 +49,11 @@ def open_store(storage: StorageConfig, new_log_id: str | None, metrics: NodeMetr
     )
 
 
-def stored_listener(fanout: StoredSeqFanout, watch: SeqWatch) -> Callable[[int], None]:
-    """The master store's listener (flusher thread): the gate and links first, then followers."""
-
-    def stored(seq: int) -> None:
-        fanout(seq)
-        watch.poke(seq)
-
-    return stored
-
-
-def followers_of(server: ServerConfig, store: Store, watch: SeqWatch) -> Followers:
+def followers_of(server: ServerConfig, store: Store, name: str) -> Followers:
+    """The node's followers (streams, long polls, min_seq reads), woken through a `SeqWatch` the
+    store pokes whatever role the node plays."""
+    watch = SeqWatch(lambda: store.stored_seq, name=name)
+    store.add_watcher(watch.poke)
     return Followers(store, watch, server.max_followers, server.follow_keepalive_s)
 
 
@@ -88,8 +74,6 @@ class MasterNode:
         new_log_id = uuid.uuid4().hex
         self.store = store if store is not None else open_store(config.storage, new_log_id, self.metrics)
         self._rng = rng or random.Random()
-        self._ticker: Ticker | None = None
-        self.links: dict[str, pykka.ActorRef[Any]] = {}
         self.fatal_reason: str | None = None  # set once, by the first fatal failure
         self._fatal_lock = threading.Lock()
         self._built = threading.Event()  # construction ended (either way): a fatal stop may begin
@@ -109,47 +93,15 @@ class MasterNode:
         self, transports: TransportFactory | None, clock: Callable[[], float], heartbeat: bool
     ) -> None:
         config = self.config
-        self.view = QuorumView()
-        self.gate = QuorumGate.start(config.name, config.secondaries, self.view)
         self.live = watch_master(config, self.metrics, self.store, self.health)
         make = metered(transports or self._http_peer, self.metrics, self._acked_seq_dropped)
-        wakes: list[WakeSignal] = []
-        for url in config.secondaries:
-            wakes.append(WakeSignal())
-            self.links[url] = SecondaryLink.start(
-                config.name,
-                url,
-                self.store,
-                make(url),
-                self.gate,
-                config.link,
-                random.Random(self._rng.random()),
-                wakes[-1],
-                self._fatal,
-            )
-        self.monitor = HeartbeatMonitor.start(
-            config.name,
-            {url: make(url) for url in config.secondaries},
-            self.links,
-            self.gate,
-            config.health,
-            clock,
-            log_id=self.store.log_id,
-        )
-        fanout = StoredSeqFanout(self.gate, wakes)  # the store's listener, on its flusher thread
-        self.watch = SeqWatch(lambda: self.store.stored_seq, name=config.name)
-        self.store.set_listener(stored_listener(fanout, self.watch))
-        self.store.set_status_listener(self._storage_changed)
-        if self.store.stored_seq:
-            fanout(self.store.stored_seq)
-        if heartbeat:
-            self._ticker = Ticker(
-                f"heartbeat-{config.name}",
-                config.heartbeat_interval_s,
-                lambda: tell_quietly(self.monitor, Tick()),
-            )
-        self.appender = MeteredAppender(config, self.store, self.gate, self.view, self.metrics)
-        self.followers = followers_of(config.server, self.store, self.watch)
+        self.role = MasterRole(
+            config, self.store, self.metrics, make, clock=clock, rng=self._rng, fatal=self._fatal,
+            heartbeat=heartbeat,
+        )  # fmt: skip
+        self.view, self.gate, self.links = self.role.view, self.role.gate, self.role.links
+        self.monitor, self.appender = self.role.monitor, self.role.appender
+        self.followers = followers_of(config.server, self.store, config.name)
         app = master_app(config, self.store, self.appender, self.health, self.followers)
         add_ops_routes(
             app, role="master", metrics=self.metrics, live=self.live, describe=self.health, store=self.store
@@ -164,14 +116,9 @@ class MasterNode:
         )
 
     def _abandon(self) -> None:
-        if self._ticker is not None:
-            self._ticker.stop()
-        for name in ("monitor", "gate"):
-            ref = getattr(self, name, None)
-            if ref is not None:
-                ref.stop()
-        for ref in self.links.values():
-            ref.stop()
+        role = getattr(self, "role", None)
+        if role is not None:
+            role.stop()
         self.store.close()
 
     def _http_peer(self, url: str) -> Transport:
@@ -206,58 +153,23 @@ class MasterNode:
         self._built.wait()
         self.stop()
 
-    def _storage_changed(self, status: StorageStatus) -> None:
-        """Store status listener: a failure dropped entries not yet durable; fail their writers."""
-        if not status.ok:
-            tell_quietly(self.gate, StoreFailed(status.generation, status.durable_seq, status.reason or ""))
-
     @property
     def url(self) -> str:
         return f"http://{self.config.server.host}:{self.server.port}"
 
     def health(self) -> dict[str, Any]:
         """Asks every actor at once, then gathers; 503 while the node is shutting down."""
-        try:
-            gate_future = self.gate.ask(Snapshot(), block=False)
-            beats_future = self.monitor.ask(DescribeHealth(), block=False)
-            link_futures = {url: link.ask(DescribeLink(), block=False) for url, link in self.links.items()}
-            gate: dict[str, Any] = gate_future.get(timeout=2.0)
-            beats: Mapping[str, dict[str, Any]] = beats_future.get(timeout=2.0)
-            links: dict[str, dict[str, Any]] = {url: f.get(timeout=2.0) for url, f in link_futures.items()}
-        except pykka.ActorDeadError:
-            raise ShuttingDown("node is shutting down") from None
-        except pykka.Timeout:
-            raise Overloaded("the node's actors did not answer within 2 s", retry_after_s=1) from None
-        stored = self.store.stored_seq
-        storage = self.store.status()
-        secondaries = [
-            {
-                "url": url,
-                **beats[url],
-                **state,
-                # The last probe may predate the batch that made the secondary adopt our log id.
-                "log_id": beats[url]["log_id"] or state["log_id"],
-                "lag": max(0, stored - state["acked_seq"]),
-            }
-            for url, state in links.items()
-        ]
-        return {
-            "role": "master",
-            "name": self.config.name,
-            "log_id": self.store.log_id,
-            "read_only": gate["read_only"] or not storage.ok,
-            "storage": {"ok": storage.ok, "reason": storage.reason},
-            "quorum": gate["quorum"],
-            "last_seq": stored,
-            "rolled_back_entries": self.store.rolled_back_entries,
-            "waiting_writers": gate["waiting_writers"],
-            "followers": self.followers.active,
-            "secondaries": secondaries,
-        }
+        role = getattr(self, "role", None)
+        if role is None:  # a scrape during construction
+            raise ShuttingDown("node is starting")
+        health: dict[str, Any] = role.health()
+        followers = getattr(self, "followers", None)
+        health["followers"] = 0 if followers is None else followers.active
+        return health
 
     def _stop_gate(self) -> None:
         """Fails every waiting writer with 503 shutting_down (their entries stay stored)."""
-        self.gate.stop()
+        self.role.stop_gate()
 
     def start(self) -> MasterNode:
         self.server.start()
@@ -274,12 +186,11 @@ class MasterNode:
         try:
             self._log.info("master stopping")
             self.live.stop()
-            if self._ticker is not None:
-                self._ticker.stop()
-            self.followers.close()  # ends every stream and long poll, freeing their threads
+            followers = getattr(self, "followers", None)
+            if followers is not None:
+                followers.close()  # ends every stream and long poll, freeing their threads
             self.server.stop(drain=self._stop_gate)
-            for ref in [self.monitor, *self.links.values()]:
-                ref.stop()
+            self.role.stop()
             self.store.close()
             self._log.info("master stopped")
         finally:
@@ -299,10 +210,8 @@ class SecondaryNode:
         self.faults = FaultSwitch(config.name, config.faults, rng or random.Random())
         self._stopping = threading.Event()
         stats = ReceiveStats()
-        self.watch = SeqWatch(lambda: self.store.stored_seq, name=config.name)
-        self.store.set_listener(self.watch.poke)  # a secondary's store has no other listener
-        self.followers = followers_of(config.server, self.store, self.watch)
-        app = secondary_app(config, self.store, self.faults, self._stopping, stats, self.followers)
+        self.followers = followers_of(config.server, self.store, config.name)
+        app = secondary_app(config, self.store, self.faults, self._stopping, stats, followers=self.followers)
         health = functools.partial(describe_secondary, config, self.store, self.faults, stats)
         self.live = watch_secondary(config, self.metrics, self.store, health, stats)
         add_ops_routes(

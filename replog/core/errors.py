@@ -142,3 +142,27 @@ class MinSeqTimeout(ReplogError):
 
     status = 504
     code = "min_seq_timeout"
+
+
+class NotMaster(ReplogError):
+    """Cluster mode: this node does not take writes; `master` (a URL, or None if unknown) does.
+    Nothing was stored. 421 Misdirected Request: the client should send it there."""
+
+    status = 421
+    code = "not_master"
+
+
+class StaleEpoch(ReplogError):
+    """Cluster mode: an internal call from a master of an older epoch; nothing was stored. The
+    body carries this node's `epoch` and the `master` it follows, so the caller steps down."""
+
+    status = 409
+    code = "stale_epoch"
+
+
+class MasterChanged(ReplogError):
+    """Cluster mode: this master stepped down while the write waited for its acks. The entry (at
+    `seq`) may or may not survive: the outcome is unknown, retry with the same idempotency key."""
+
+    status = 503
+    code = "master_changed"

@@ -10,11 +10,12 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from typing import Any
 
 from replog.core.dedup import check_client_key
 from replog.core.entry import Entry as Entry  # noqa: PLC0414 -- re-exported: it lived here first
+from replog.core.entry import Kind
 from replog.core.errors import BadRequest, MessageTooLarge
 from replog.core.quorum import majority
 
@@ -264,13 +265,15 @@ def parse_replicate(body: Mapping[str, Any]) -> ReplicateRequest:
         if not isinstance(messages, list):
             raise BadRequest("'messages' must be a list")
         keys = _batch_keys(body, len(messages))
-        return ReplicateRequest(
-            log_id,
-            tuple(
-                Entry(first + i, _check_message(m, "messages[]"), key=keys[i] if keys else None)
-                for i, m in enumerate(messages)
-            ),
-        )
+        if "epochs" not in body and "control" not in body:  # static mode: every batch
+            return ReplicateRequest(
+                log_id,
+                tuple(
+                    Entry(first + i, _check_message(m, "messages[]"), key=keys[i] if keys else None)
+                    for i, m in enumerate(messages)
+                ),
+            )
+        return ReplicateRequest(log_id, _cluster_entries(body, first, messages, keys))
     raw = body.get("entries")
     if not isinstance(raw, list):
         raise BadRequest("'entries' must be a list")
@@ -289,13 +292,63 @@ def parse_replicate(body: Mapping[str, Any]) -> ReplicateRequest:
 
 
 def encode_batch(log_id: str, first_seq: int, entries: Sequence[Entry]) -> bytes:
-    """The compact form of a contiguous batch starting at first_seq (empty: a handshake)."""
+    """The compact form of a contiguous batch starting at first_seq (empty: a handshake).
+
+    Cluster mode adds two optional fields, only when needed, so static mode's batches are
+    unchanged: `epochs`, `[[epoch, first_seq], ...]` where the entries' epoch changes (absent: all
+    epoch 1), and `control`, the seqs of control records (epoch-start; their message is empty)."""
     assert not entries or entries[0].seq == first_seq, "a batch starts at first_seq"
     messages = [e.message for e in entries]
-    batch: dict[str, Any] = {"log_id": log_id, "first_seq": first_seq, "messages": messages}
+    body: dict[str, Any] = {"log_id": log_id, "first_seq": first_seq, "messages": messages}
+    if entries and (entries[0].epoch != 1 or entries[-1].epoch != 1):
+        body["epochs"] = [
+            [e.epoch, e.seq] for i, e in enumerate(entries) if i == 0 or e.epoch != entries[i - 1].epoch
+        ]
+    control = [e.seq for e in entries if e.kind is not Kind.MESSAGE]
+    if control:
+        body["control"] = control
     if any(e.key is not None for e in entries):  # idempotency keys travel only when some entry has one
-        batch["keys"] = [e.key for e in entries]
-    return encode(batch)
+        body["keys"] = [e.key for e in entries]
+    return encode(body)
+
+
+def _cluster_entries(
+    body: Mapping[str, Any], first: int, messages: list[Any], keys: list[str | None] | None = None
+) -> tuple[Entry, ...]:
+    """The compact form's entries with their epochs and control records (see `encode_batch`)."""
+    count = len(messages)
+    end = first + count
+    runs = body.get("epochs", [[1, first]])
+    if not isinstance(runs, list) or not 0 < len(runs) <= max(1, count):
+        raise BadRequest("'epochs' must be a non-empty list of [epoch, first_seq], at most one per entry")
+    starts: list[tuple[int, int]] = []
+    for run in runs:
+        if not isinstance(run, list) or len(run) != 2:
+            raise BadRequest("each of 'epochs' must be [epoch, first_seq]")
+        starts.append((_positive_int(run[0], "epochs[][0]"), _positive_int(run[1], "epochs[][1]")))
+    rising = all(a[0] < b[0] and a[1] < b[1] for a, b in pairwise(starts))
+    if count and (starts[0][1] != first or starts[-1][1] >= end or not rising):
+        raise BadRequest("'epochs' must start at first_seq and rise within the batch")
+    control = body.get("control", [])
+    if not isinstance(control, list) or len(control) > count:
+        raise BadRequest("'control' must be a list of seqs within the batch")
+    controls = {_positive_int(seq, "control[]") for seq in control}
+    if any(not first <= seq < end for seq in controls):
+        raise BadRequest("'control' must name seqs within the batch")
+    entries: list[Entry] = []
+    run = 0
+    for i, raw in enumerate(messages):
+        seq = first + i
+        while run + 1 < len(starts) and starts[run + 1][1] <= seq:
+            run += 1
+        if seq in controls:
+            if raw != "":
+                raise BadRequest(f"control record {seq} must have an empty message")
+            entries.append(Entry(seq, "", 0.0, starts[run][0], Kind.EPOCH_START))
+        else:
+            key = keys[i] if keys else None
+            entries.append(Entry(seq, _check_message(raw, "messages[]"), 0.0, starts[run][0], key=key))
+    return tuple(entries)
 
 
 def _batch_keys(body: Mapping[str, Any], count: int) -> list[str | None] | None:

@@ -14,16 +14,37 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from replog.core.election import VoteAnswer
+from replog.core.votes import VoteRequest, parse_vote_answer, vote_request_body
+from replog.core.wire import encode
+
 SECRET_HEADER = "X-Replog-Secret"
+# Cluster mode: every internal call of a master carries its epoch and its own URL, so a receiver
+# can refuse a deposed master (409 stale_epoch) and adopt a newer one (FAILOVER.md §3). Headers,
+# not the batch body: the same batch format serves both modes.
+EPOCH_HEADER = "X-Replog-Epoch"
+MASTER_HEADER = "X-Replog-Master"
 
 
 class TransportError(Exception):
     """A call failed. `answered`: the node sent an HTTP answer (it is up, the same process).
-    `refused`: a 4xx; the secondary will never accept this batch as is."""
+    `refused`: a 4xx; the secondary will never accept this batch as is. `epoch`: the node's epoch
+    when it refused the call as stale (cluster mode), else None."""
 
-    def __init__(self, detail: str, *, answered: bool = False, refused: bool = False) -> None:
+    def __init__(
+        self, detail: str, *, answered: bool = False, refused: bool = False, epoch: int | None = None
+    ) -> None:
         super().__init__(detail)
-        self.answered, self.refused = answered, refused
+        self.answered, self.refused, self.epoch = answered, refused, epoch
+
+
+def _stale_epoch(answer: Any) -> int | None:
+    """The epoch of a 409 stale_epoch answer (cluster mode), else None."""
+    if isinstance(answer, dict) and answer.get("error") == "stale_epoch":
+        epoch = answer.get("epoch")
+        if isinstance(epoch, int) and not isinstance(epoch, bool):
+            return epoch
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,13 +144,19 @@ class HttpPeer:
         connect_timeout_s: float,
         replicate_timeout_s: float,
         probe_timeout_s: float,
+        term: tuple[int, str] | None = None,
     ) -> None:
+        """`term`: (epoch, own URL) of the master this peer serves, sent on every call (cluster
+        mode); None in static mode, whose calls stay exactly as they were."""
         self.url = url
         self._headers = {"Content-Type": "application/json"}
         if secret:
             self._headers[SECRET_HEADER] = secret
+        if term is not None:
+            self._headers[EPOCH_HEADER], self._headers[MASTER_HEADER] = str(term[0]), term[1]
         self._replicate = _Connection(url, connect_timeout_s, replicate_timeout_s)
         self._probe = _Connection(url, connect_timeout_s, probe_timeout_s)
+        self._vote = _Connection(url, connect_timeout_s, probe_timeout_s)  # cluster mode's election thread
 
     def replicate(self, body: bytes) -> int:
         status, answer = self._replicate.request("POST", "/replicate", body, self._headers)
@@ -137,12 +164,12 @@ class HttpPeer:
             return int(answer["acked_seq"])
         detail = f"HTTP {status}: {answer.get('error', '')} {answer.get('detail', '')}".strip()
         # 5xx and anything unexpected are retried; a 4xx means this batch will never be accepted.
-        raise TransportError(detail, answered=True, refused=400 <= status < 500)
+        raise TransportError(detail, answered=True, refused=400 <= status < 500, epoch=_stale_epoch(answer))
 
     def probe(self) -> ProbeResult:
         status, answer = self._probe.request("GET", "/health", None, self._headers)
         if status != 200 or not isinstance(answer.get("acked_seq"), int):
-            raise TransportError(f"health answered HTTP {status}", answered=True)
+            raise TransportError(f"health answered HTTP {status}", answered=True, epoch=_stale_epoch(answer))
         log_id = answer.get("log_id")
         storage = answer.get("storage")
         failing = isinstance(storage, dict) and storage.get("ok") is False
@@ -154,6 +181,20 @@ class HttpPeer:
             storage_reason=str(reason) if reason is not None else None,
         )
 
+    def request_vote(self, request: VoteRequest) -> VoteAnswer:
+        """POST /vote (cluster mode). A 200 with a valid answer, else TransportError."""
+        body = encode(vote_request_body(request))
+        status, answer = self._vote.request("POST", "/vote", body, self._headers)
+        if status != 200:
+            detail = f"HTTP {status}: {answer.get('error', '')} {answer.get('detail', '')}".strip()
+            refused, epoch = 400 <= status < 500, _stale_epoch(answer)
+            raise TransportError(detail, answered=True, refused=refused, epoch=epoch)
+        try:
+            return parse_vote_answer(answer)
+        except ValueError as exc:
+            raise TransportError(f"bad vote answer: {exc}", answered=True) from None
+
     def close(self) -> None:
         self._replicate.close()
         self._probe.close()
+        self._vote.close()

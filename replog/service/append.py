@@ -31,10 +31,17 @@ class Appender:
     """The append path of one request thread, kept apart from Bottle so it is easy to follow."""
 
     def __init__(
-        self, config: MasterConfig, store: Store, gate: pykka.ActorRef[Any], view: QuorumView
+        self,
+        config: MasterConfig,
+        store: Store,
+        gate: pykka.ActorRef[Any],
+        view: QuorumView,
+        *,
+        epoch: int | None = None,
     ) -> None:
+        """`epoch`: cluster mode's fence, the epoch this master won (see `Store.append`)."""
         self._log = node_logger(__name__, config.name)
-        self._store, self._gate, self._view = store, gate, view
+        self._store, self._gate, self._view, self._epoch = store, gate, view, epoch
         self._slots = threading.BoundedSemaphore(config.server.max_waiting_writers)
         self._retry_after_s = max(READ_ONLY_RETRY_AFTER_S, config.heartbeat_interval_s)
 
@@ -61,11 +68,11 @@ class Appender:
         generation = self._store.generation  # so the gate knows whether a store failure dropped these
         repeats = 0
         if request.keys is None:
-            entries = self._store.append(request.messages, generation=generation)
+            entries = self._store.append(request.messages, generation=generation, epoch=self._epoch)
             seqs = [e.seq for e in entries]
         else:  # a repeat of a held key is not stored again: it waits for w on the original seq
             items = [NewEntry(m, k) for m, k in zip(request.messages, request.keys, strict=True)]
-            outcome = self._store.append_unique(items, generation=generation)
+            outcome = self._store.append_unique(items, generation=generation, epoch=self._epoch)
             seqs, repeats = list(outcome.seqs), outcome.repeats
         first, last = min(seqs), max(seqs)  # acks are contiguous: w for the last is w for all
         self._log.debug("stored seqs=%d..%d repeats=%d; waiting for w=%d", first, last, repeats, request.w)

@@ -58,7 +58,7 @@ def changes(old: Snapshot, new: Snapshot) -> list[tuple[str, str, str, str | Non
     found: list[tuple[str, str, str, str | None]] = []
     if old.get("role") != new.get("role"):
         found.append(("warning", "role", f"role changed from {old.get('role')} to {new.get('role')}", None))
-    if "epoch" in new and old.get("epoch") != new.get("epoch"):
+    if "epoch" in new and old.get("epoch") is not None and old["epoch"] != new["epoch"]:
         found.append(("info", "role", f"epoch is now {new['epoch']}", None))
     if "read_only" in new and old.get("read_only") is not None and old["read_only"] != new["read_only"]:
         quorum = new.get("quorum", {})

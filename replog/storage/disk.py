@@ -37,7 +37,7 @@ from replog.storage.failure import StorageFailure, probe_disk, verify_records
 from replog.storage.opening import open_log
 from replog.storage.prefix import DiskPrefix
 from replog.storage.rollback import RollbackFile
-from replog.storage.store import StatusListener, StorageStatus, StoredListener
+from replog.storage.store import StatusListener, StorageStatus, StoredListener, check_epoch
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,8 @@ class DiskStore:
         )  # fmt: skip
         self._flusher = self._commit.thread
         self._keys = DedupWindow()  # replaced by `open` with the window rebuilt from the log's tail
+        self._listener: StoredListener | None = None
+        self._watchers: list[StoredListener] = []
 
     @classmethod
     def open(
@@ -166,7 +168,20 @@ class DiskStore:
         return StorageStatus(reason is None, reason, self._generation, self._commit.stored)
 
     def set_listener(self, listener: StoredListener) -> None:
-        self._commit.set_listener(listener)
+        self._listener = listener
+        self._commit.set_listener(self._publish)
+
+    def add_watcher(self, watcher: StoredListener) -> None:
+        self._watchers.append(watcher)
+        self._commit.set_listener(self._publish)
+
+    def _publish(self, seq: int) -> None:
+        """The flusher thread, outside every lock: the listener, then the watchers."""
+        listener = self._listener
+        if listener is not None:
+            listener(seq)
+        for watcher in self._watchers:
+            watcher(seq)
 
     def set_status_listener(self, listener: StatusListener) -> None:
         self._status_listener = listener
@@ -203,11 +218,13 @@ class DiskStore:
             vote = self._meta.meta.vote
         log.info("term saved dir=%s epoch=%d vote=%s", self.data_dir, epoch, vote and vote.candidate)
 
-    def append(self, items: Sequence[str | NewEntry], *, generation: int | None = None) -> list[Entry]:
+    def append(
+        self, items: Sequence[str | NewEntry], *, generation: int | None = None, epoch: int | None = None
+    ) -> list[Entry]:
         """Master: write the entries in this node's epoch and return them; the flusher reports them
-        stored."""
+        stored. `epoch`: see `Store.append`."""
         with self._lock:
-            self._check_append(generation)
+            self._check_append(generation, epoch)
             if not items:
                 return []
             failed = self._append_locked(items, self._clock())
@@ -216,11 +233,13 @@ class DiskStore:
         self._tell_status(failed[1])
         raise failed[0]
 
-    def append_unique(self, items: Sequence[NewEntry], *, generation: int | None = None) -> KeyedAppend:
+    def append_unique(
+        self, items: Sequence[NewEntry], *, generation: int | None = None, epoch: int | None = None
+    ) -> KeyedAppend:
         """Master: `append` with idempotency keys (see `Store.append_unique`): the window is
         checked and updated under the store lock, so two repeats of one key never both store."""
         with self._lock:
-            self._check_append(generation)
+            self._check_append(generation, epoch)
             now = self._clock()
             self._keys.expire(now)
             found = self._keys.plan([(item.message, item.key) for item in items], now)
@@ -235,9 +254,10 @@ class DiskStore:
     def keys_held(self) -> int:
         return len(self._keys)
 
-    def _check_append(self, generation: int | None) -> None:
+    def _check_append(self, generation: int | None, epoch: int | None) -> None:
         if self._closed or self._failure.reason is not None:
             self._check_writable()
+        check_epoch(epoch, self._meta.meta.epoch)
         if generation is not None and generation != self._generation:
             raise StorageUnavailable(
                 "the log store failed and recovered since this append began; nothing was stored",

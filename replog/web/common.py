@@ -17,6 +17,7 @@ import bottle
 from replog.core.errors import BadRequest, Forbidden, PayloadTooLarge, ReplogError
 from replog.core.wire import decode_json_object
 from replog.net.transport import SECRET_HEADER
+from replog.storage.store import Store
 
 Route = Callable[..., Any]
 MAX_PAGE = 100_000  # entries in one paged answer of a read (`limit` is capped at it)
@@ -88,3 +89,11 @@ def query_int(name: str, default: int | None, minimum: int) -> int | None:
         raise BadRequest(f"query parameter '{name}' must be >= {minimum}, got {value}")
     return value
 
+
+
+def term_fields(store: Store) -> dict[str, Any]:
+    """`/health`'s epoch fields on every node: the epoch it knows and where its log ends.
+
+    Static mode keeps epoch 1 for good; cluster mode (#9) compares `last` as Raft compares logs."""
+    last = store.last_position()
+    return {"epoch": store.epoch, "last": {"seq": last.seq, "epoch": last.epoch}}

@@ -12,7 +12,10 @@ A streamed answer holds its worker thread for as long as its client takes to rea
 large read gets 503 `overloaded` with Retry-After. A client that stops reading is dropped after
 the idle timeout (`replog.web.waitress_policy`), which frees its thread.
 
-The body is the one Bottle wrote for a dict (`json.dumps`' defaults), byte for byte.
+The body is the one Bottle wrote for a dict (`json.dumps`' defaults), byte for byte. Control
+records (cluster mode's epoch-start entries) take a seq: `/messages` never shows them (its
+`offset` and `total` count seqs, so a page may hold fewer messages than its `limit` in cluster
+mode; static mode writes no control records), `/entries` shows them with `"kind": "epoch_start"`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Callable, Iterator
 
 import bottle
 
+from replog.core.entry import Kind
 from replog.core.errors import Overloaded
 from replog.core.wire import Entry
 from replog.storage.store import Store
@@ -45,17 +49,36 @@ def pages(store: Store, first_seq: int, count: int, encode: Encode) -> Iterator[
         page = store.read(seq, min(PAGE_ENTRIES, end - seq), PAGE_BYTES)
         if not page:
             return
-        yield separator + encode(page)[1:-1].encode()
-        separator = b", "
+        inside = encode(page)[1:-1]
+        if inside:  # a page of control records only shows nothing
+            yield separator + inside.encode()
+            separator = b", "
         seq = page[-1].seq + 1
 
 
 def messages_json(page: list[Entry]) -> str:
-    return json.dumps([e.message for e in page])
+    """Control records (cluster mode's epoch-start) take a seq but are never shown here."""
+    return json.dumps([e.message for e in page if e.visible])
 
 
 def entries_json(page: list[Entry]) -> str:
-    return json.dumps([{"seq": e.seq, "message": e.message, "stored_at": e.stored_at} for e in page])
+    """Each entry whole (a master behind its secondaries learns its lost entries from this: issue 11
+    C8): `kind` only for control records, `key` only when the client gave one."""
+    return json.dumps([_entry_dict(e) for e in page])
+
+
+def _entry_dict(entry: Entry) -> dict[str, object]:
+    answer: dict[str, object] = {
+        "seq": entry.seq,
+        "message": entry.message,
+        "stored_at": entry.stored_at,
+        "epoch": entry.epoch,
+    }
+    if entry.kind is not Kind.MESSAGE:
+        answer["kind"] = entry.kind.name.lower()
+    if entry.key is not None:
+        answer["key"] = entry.key
+    return answer
 
 
 class Answers:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -21,7 +22,7 @@ from replog.core.wire import parse_replicate
 from replog.logs import node_logger
 from replog.storage.store import Store
 from replog.storage.watch import SeqWatch
-from replog.web.common import JsonBottle, json_errors, read_json_body, require_secret
+from replog.web.common import JsonBottle, json_errors, read_json_body, require_secret, term_fields
 from replog.web.follow import Followers
 from replog.web.reads import add_read_routes
 
@@ -106,6 +107,7 @@ def describe(
         "name": config.name,
         "acked_seq": store.stored_seq,
         "log_id": store.log_id,
+        **term_fields(store),
         "storage": {"ok": storage.ok, "reason": storage.reason},
         "rolled_back_entries": store.rolled_back_entries,
         "faults": asdict(faults.current),
@@ -119,8 +121,11 @@ def secondary_app(
     faults: FaultSwitch,
     stopping: threading.Event,
     stats: ReceiveStats | None = None,
+    admit: Callable[[], None] | None = None,
     followers: Followers | None = None,
 ) -> bottle.Bottle:
+    """`admit` (cluster mode) runs before a batch is read: it raises to refuse the caller (a master
+    of a stale epoch); None in static mode, which follows whoever replicates to it."""
     app = JsonBottle()
     log = node_logger(__name__, config.name)
     stats = stats if stats is not None else ReceiveStats()
@@ -129,6 +134,8 @@ def secondary_app(
     @json_errors
     def replicate() -> dict[str, Any]:
         require_secret(config.cluster_secret)
+        if admit is not None:
+            admit()
         batch = parse_replicate(read_json_body(config.server.max_body_bytes))
         delay_s = faults.current.delay_s
         if delay_s > 0:
@@ -166,9 +173,17 @@ def secondary_app(
         require_secret(config.cluster_secret)
         return asdict(faults.update(read_json_body(4096)))
 
-    if followers is None:  # a store nobody pokes: waits end at their timeout (the node passes one)
+    if followers is None:  # cluster mode: the app's own, closed when the node stops
         server = config.server
         watch = SeqWatch(lambda: store.stored_seq, name=config.name)
+        store.add_watcher(watch.poke)
         followers = Followers(store, watch, server.max_followers, server.follow_keepalive_s)
+        own = followers
+
+        def close_at_stop() -> None:
+            stopping.wait()
+            own.close()
+
+        threading.Thread(target=close_at_stop, name=f"followers-{config.name}", daemon=True).start()
     add_read_routes(app, store, max_streams=config.server.reserved_threads // 2, followers=followers)
     return app

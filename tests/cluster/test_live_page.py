@@ -80,6 +80,8 @@ def test_live_page_follows_a_paused_secondary_and_appends_from_its_form(
     wait_for(lambda: list(node_statuses(browser).values()) == ["Healthy"] * 3, SLACK_S, "three Healthy rows")
     assert set(node_statuses(browser)) == {"master", s1, cluster.link_url("s2")}
     assert browser.title == "master · replog"
+    assert browser.find_element(By.ID, "role").text == "master"
+    assert browser.find_element(By.ID, "epoch").text == "epoch 1"  # static mode
     browser.save_screenshot(str(tmp_path / "healthy.png"))
     if target := os.environ.get("REPLOG_SCREENSHOT"):  # e.g. docs/live-page.png
         shutil.copyfile(tmp_path / "healthy.png", target)

@@ -110,3 +110,7 @@ def test_what_changed_before_the_first_sample_is_measured_from_the_initial_state
     )
     view.sample()
     assert [e["kind"] for e in view.snapshot()["events"]] == ["status", "quorum"]
+
+
+def test_a_first_snapshot_with_an_epoch_is_not_an_epoch_change() -> None:
+    assert changes({"role": "master"}, {"role": "master", "epoch": 1}) == []

@@ -104,6 +104,7 @@ def test_health_shape(cluster: Cluster, wait_for: Any) -> None:
     assert health["read_only"] is False
     assert health["quorum"] == {"nodes": 3, "available": 3, "needed": 2}
     assert health["last_seq"] == len(cluster.messages())
+    assert health["epoch"] == 1 and health["last"] == {"seq": health["last_seq"], "epoch": 1}  # static mode
     assert [s["url"] for s in health["secondaries"]] == cluster.urls  # exactly as configured
     for secondary in health["secondaries"]:
         assert secondary["status"] == "Healthy"
@@ -122,3 +123,4 @@ def test_secondaries_report_their_own_health(cluster: Cluster) -> None:
         assert health["name"] == f"s{index + 1}"
         assert health["log_id"] == master["log_id"]
         assert health["acked_seq"] == master["last_seq"]
+        assert health["epoch"] == 1 and health["last"] == {"seq": health["acked_seq"], "epoch": 1}

@@ -47,6 +47,7 @@ def test_master_and_secondary_metrics_after_a_known_workload(cluster: Cluster) -
     assert found[("replog_append_duration_seconds_bucket", (("le", "+Inf"), ("w", "2")))] == 20
     assert found[("replog_log_entries", ())] == 25
     assert found[("replog_read_only", ())] == 0 and found[("replog_waiting_writers", ())] == 0
+    assert found[("replog_is_master", ())] == 1 and found[("replog_epoch", ())] == 1
     for url in cluster.urls:
         s = (("secondary", url),)
         assert found[("replog_secondary_acked_seq", s)] == 25
@@ -64,6 +65,7 @@ def test_master_and_secondary_metrics_after_a_known_workload(cluster: Cluster) -
         assert secondary[("replog_replicate_duplicate_entries_total", ())] == 0
         assert 1 <= secondary[("replog_replicate_batches_applied_total", ())] <= 25
         assert secondary[("replog_is_master", ())] == 0
+        assert secondary[("replog_epoch", ())] == 1
 
 
 def test_refused_appends_are_counted_with_their_error_code(cluster: Cluster) -> None:

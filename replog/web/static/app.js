@@ -262,6 +262,7 @@ function render(live) {
   document.title = `${live.name} · replog`;
   $("node-name").textContent = live.name;
   $("role").textContent = live.role;
+  $("epoch").textContent = live.health && live.health.epoch !== undefined ? `epoch ${live.health.epoch}` : "";
   renderNodes(live);
   renderForm(live);
   renderLatest(live);
