@@ -14,6 +14,7 @@ from replog.client import Client, Entry, KeyReused
 from replog.core.backoff import BackoffPolicy
 from replog.testing.cluster import LocalCluster
 from replog.testing.proxy import LinkProxy
+from tests.cluster.conftest import FAST as CLUSTER_FAST
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.slow
@@ -114,3 +115,26 @@ def test_a_follower_resumes_across_a_node_restart_without_gaps_or_repeats(cluste
         follower.join(30)
     assert [e.seq for e in seen] == list(range(1, 151))
     assert [e.message for e in seen][49:51] == ["a49", "b0"]
+
+
+def test_a_key_still_dedups_after_a_change_of_master(tmp_path: Path) -> None:
+    """Cluster mode: the key travels with its entry, so the new master knows it (#9 with #13)."""
+    cluster = LocalCluster(tmp_path, secondaries=("s1", "s2"), common_argv=CLUSTER_FAST,
+                           log_dir=tmp_path / "logs", cluster_mode=True)
+    cluster.start()
+    try:
+        first = cluster.current_master()
+        with Client(cluster.nodes[first].url) as client:
+            stored = client.append("paid", w="all", key="order-17")
+        cluster.kill(first)
+        second = cluster.current_master(30)
+        assert second != first
+        other = next(n for n in cluster.nodes if n not in (first, second))
+        # through a secondary: its 421 is followed to the new master, which holds the key
+        with Client(cluster.nodes[other].url, backoff=BackoffPolicy(0.05, 0.5)) as client:
+            again = client.append("paid", w="majority", key="order-17")
+            assert (again.seq, again.duplicate) == (stored.seq, True)
+            with pytest.raises(KeyReused):
+                client.append("changed", key="order-17")
+    finally:
+        cluster.stop()
