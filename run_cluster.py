@@ -3,6 +3,7 @@
 
     python run_cluster.py            # start the cluster; Ctrl-C stops it
     python run_cluster.py --demo     # play the assignment's self-check acceptance test, then stop
+    python run_cluster.py --failover # cluster mode: the three nodes elect their master (kill -9 it!)
 
 Each node keeps its durable log in its own directory under --data-dir (default ./replog-data);
 --clean starts from empty logs. The demo always uses a fresh temporary directory.
@@ -46,12 +47,15 @@ def cluster_secret(data_dir: Path, insecure: bool) -> str | None:
 
 def build_cluster(args: argparse.Namespace, data_dir: Path, log_dir: Path | None) -> LocalCluster:
     """The master on --base-port, s1 and s2 on the next two ports; `log_dir` None: output here."""
-    faults = (f"--delay={args.delay}", f"--error-rate={args.error_rate}")
+    faults = () if args.failover else (f"--delay={args.delay}", f"--error-rate={args.error_rate}")
+    memory = ("--in-memory",) if args.in_memory else ()
     return LocalCluster(
         data_dir,
         secondaries={"s1": faults, "s2": faults},
         master_argv=DEMO_TIMINGS if args.demo else (),
-        common_argv=("--in-memory",) if args.in_memory else (),
+        # Cluster mode: every node may become master, so every node gets the master's timings.
+        common_argv=(*memory, *DEMO_TIMINGS) if args.failover else memory,
+        cluster_mode=args.failover,
         base_port=args.base_port,
         log_dir=log_dir,
         pin=args.pin,
@@ -141,11 +145,18 @@ def main() -> int:
         "--error-rate", type=float, default=0.0, help="secondaries' chance of a 500 after append"
     )
     parser.add_argument(
+        "--failover",
+        action="store_true",
+        help="cluster mode: the nodes elect their master (the first stands first) and fail over",
+    )
+    parser.add_argument(
         "--insecure",
         action="store_true",
         help="no cluster secret: anyone who reaches a node may call its internal endpoints",
     )
     args = parser.parse_args()
+    if args.failover and (args.demo or args.delay or args.error_rate):
+        parser.error("--failover runs the cluster only: not with --demo, --delay or --error-rate")
 
     temp = Path(tempfile.mkdtemp(prefix="replog-demo-")) if args.demo else None
     data_dir = temp if temp is not None else args.data_dir
@@ -165,10 +176,15 @@ def main() -> int:
         print(f"data: {data_dir.resolve()}/{{master,s1,s2}}; Ctrl-C stops the cluster", flush=True)
         cluster.start()
         print(f"master {nodes['master'].url}  s1 {nodes['s1'].url}  s2 {nodes['s2'].url}", flush=True)
+        if args.failover:
+            pids = "  ".join(f"{name}={node.pid}" for name, node in nodes.items())
+            print(f"cluster mode: master is {cluster.current_master()}; pids {pids}", flush=True)
+            print("kill -9 the master's pid: another is elected (see any node's /health)", flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        running = any if args.failover else all  # cluster mode carries on without a node
         try:
-            while not stop.wait(0.5) and all(n.alive for n in nodes.values()):
+            while not stop.wait(0.5) and running(n.alive for n in nodes.values()):
                 pass
         except KeyboardInterrupt:
             pass

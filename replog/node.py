@@ -10,28 +10,20 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-import pykka
-
-from replog.actors.gate import QuorumGate, QuorumView, Snapshot, StoreFailed
-from replog.actors.heartbeat import Describe as DescribeHealth
-from replog.actors.heartbeat import HeartbeatMonitor, Tick
-from replog.actors.link import Describe as DescribeLink
-from replog.actors.link import Disproved, SecondaryLink, StoredSeqFanout, WakeSignal
-from replog.actors.threads import Ticker, tell_quietly
-from replog.config import MasterConfig, SecondaryConfig, StorageConfig
-from replog.core.errors import Overloaded, ShuttingDown
+from replog.config import MasterConfig, SecondaryConfig, ServerConfig, StorageConfig
+from replog.core.errors import ShuttingDown
 from replog.logs import node_logger
+from replog.master_role import MasterRole
 from replog.metrics import NodeMetrics
 from replog.net.metered import metered
 from replog.net.transport import HttpPeer, Transport
-from replog.service.catchup import CatchUp
-from replog.service.metered import MeteredAppender
 from replog.storage.disk import DEFAULT_SYNC, DiskStore
-from replog.storage.store import MemoryStore, StorageStatus, Store
-from replog.web.common import term_fields
+from replog.storage.store import MemoryStore, Store
+from replog.storage.watch import SeqWatch
+from replog.web.follow import Followers
 from replog.web.master import master_app
 from replog.web.ops import add_ops_routes, batches_from, watch_master, watch_secondary
 from replog.web.secondary import FaultSwitch, ReceiveStats, secondary_app
@@ -44,7 +36,7 @@ TransportFactory = Callable[[str], Transport]
 def open_store(storage: StorageConfig, new_log_id: str | None, metrics: NodeMetrics | None = None) -> Store:
     """A disk store when a data directory is configured, else a memory store."""
     if storage.data_dir is None:
-        return MemoryStore(new_log_id)
+        return MemoryStore(new_log_id, dedup=storage.dedup)
     return DiskStore.open(
         storage.data_dir,
         fsync=storage.fsync,
@@ -53,7 +45,16 @@ def open_store(storage: StorageConfig, new_log_id: str | None, metrics: NodeMetr
         sync_fd=DEFAULT_SYNC if metrics is None else metrics.timed_fsync(DEFAULT_SYNC),
         cache_bytes=storage.cache_bytes,
         retry_s=storage.retry_s,
+        dedup=storage.dedup,
     )
+
+
+def followers_of(server: ServerConfig, store: Store, name: str) -> Followers:
+    """The node's followers (streams, long polls, min_seq reads), woken through a `SeqWatch` the
+    store pokes whatever role the node plays."""
+    watch = SeqWatch(lambda: store.stored_seq, name=name)
+    store.add_watcher(watch.poke)
+    return Followers(store, watch, server.max_followers, server.follow_keepalive_s)
 
 
 class MasterNode:
@@ -73,8 +74,6 @@ class MasterNode:
         new_log_id = uuid.uuid4().hex
         self.store = store if store is not None else open_store(config.storage, new_log_id, self.metrics)
         self._rng = rng or random.Random()
-        self._ticker: Ticker | None = None
-        self.links: dict[str, pykka.ActorRef[Any]] = {}
         self.fatal_reason: str | None = None  # set once, by the first fatal failure
         self._fatal_lock = threading.Lock()
         self._built = threading.Event()  # construction ended (either way): a fatal stop may begin
@@ -94,50 +93,16 @@ class MasterNode:
         self, transports: TransportFactory | None, clock: Callable[[], float], heartbeat: bool
     ) -> None:
         config = self.config
-        self.view = QuorumView()
-        self.gate = QuorumGate.start(config.name, config.secondaries, self.view)
         self.live = watch_master(config, self.metrics, self.store, self.health)
         make = metered(transports or self._http_peer, self.metrics, self._acked_seq_dropped)
-        self.catchup = CatchUp(
-            config.name, self.store, transports or self._http_peer, on_disproved=self._disproved
-        )
-        wakes: list[WakeSignal] = []
-        for url in config.secondaries:
-            wakes.append(WakeSignal())
-            self.links[url] = SecondaryLink.start(
-                config.name,
-                url,
-                self.store,
-                make(url),
-                self.gate,
-                config.link,
-                random.Random(self._rng.random()),
-                wakes[-1],
-                self._fatal,
-                self.catchup.behind,
-            )
-        self.monitor = HeartbeatMonitor.start(
-            config.name,
-            {url: make(url) for url in config.secondaries},
-            self.links,
-            self.gate,
-            config.health,
-            clock,
-            log_id=self.store.log_id,
-        )
-        fanout = StoredSeqFanout(self.gate, wakes)  # the store's listener, on its flusher thread
-        self.store.set_listener(fanout)
-        self.store.set_status_listener(self._storage_changed)
-        if self.store.stored_seq:
-            fanout(self.store.stored_seq)
-        if heartbeat:
-            self._ticker = Ticker(
-                f"heartbeat-{config.name}",
-                config.heartbeat_interval_s,
-                lambda: tell_quietly(self.monitor, Tick()),
-            )
-        self.appender = MeteredAppender(config, self.store, self.gate, self.view, self.metrics)
-        app = master_app(config, self.store, self.appender, self.health)
+        self.role = MasterRole(
+            config, self.store, self.metrics, make, clock=clock, rng=self._rng, fatal=self._fatal,
+            heartbeat=heartbeat,
+        )  # fmt: skip
+        self.view, self.gate, self.links = self.role.view, self.role.gate, self.role.links
+        self.monitor, self.appender = self.role.monitor, self.role.appender
+        self.followers = followers_of(config.server, self.store, config.name)
+        app = master_app(config, self.store, self.appender, self.health, self.followers)
         add_ops_routes(
             app, role="master", metrics=self.metrics, live=self.live, describe=self.health, store=self.store
         )
@@ -151,17 +116,9 @@ class MasterNode:
         )
 
     def _abandon(self) -> None:
-        if self._ticker is not None:
-            self._ticker.stop()
-        catchup = getattr(self, "catchup", None)
-        if catchup is not None:
-            catchup.stop()
-        for name in ("monitor", "gate"):
-            ref = getattr(self, name, None)
-            if ref is not None:
-                ref.stop()
-        for ref in self.links.values():
-            ref.stop()
+        role = getattr(self, "role", None)
+        if role is not None:
+            role.stop()
         self.store.close()
 
     def _http_peer(self, url: str) -> Transport:
@@ -185,12 +142,6 @@ class MasterNode:
         self._log.error("fatal error; stopping the node reason=%s", reason)
         threading.Thread(target=self._stop_after_fatal, name=f"fatal-stop-{self.config.name}").start()
 
-    def _disproved(self, url: str, claim: int, reason: str) -> None:
-        """The catch-up worker: `url` claims entries it does not serve; its link calls it a conflict."""
-        link = self.links.get(url)
-        if link is not None:
-            tell_quietly(link, Disproved(claim, reason))
-
     def _acked_seq_dropped(self, url: str, before: int, now: int) -> None:
         """A sender or prober thread: the secondary answered with a lower acked seq than before."""
         self.metrics.acked_seq_dropped(url)
@@ -202,60 +153,23 @@ class MasterNode:
         self._built.wait()
         self.stop()
 
-    def _storage_changed(self, status: StorageStatus) -> None:
-        """Store status listener: a failure dropped entries not yet durable; fail their writers."""
-        if not status.ok:
-            tell_quietly(self.gate, StoreFailed(status.generation, status.durable_seq, status.reason or ""))
-
     @property
     def url(self) -> str:
         return f"http://{self.config.server.host}:{self.server.port}"
 
     def health(self) -> dict[str, Any]:
         """Asks every actor at once, then gathers; 503 while the node is shutting down."""
-        try:
-            gate_future = self.gate.ask(Snapshot(), block=False)
-            beats_future = self.monitor.ask(DescribeHealth(), block=False)
-            link_futures = {url: link.ask(DescribeLink(), block=False) for url, link in self.links.items()}
-            gate: dict[str, Any] = gate_future.get(timeout=2.0)
-            beats: Mapping[str, dict[str, Any]] = beats_future.get(timeout=2.0)
-            links: dict[str, dict[str, Any]] = {url: f.get(timeout=2.0) for url, f in link_futures.items()}
-        except pykka.ActorDeadError:
-            raise ShuttingDown("node is shutting down") from None
-        except pykka.Timeout:
-            raise Overloaded("the node's actors did not answer within 2 s", retry_after_s=1) from None
-        stored = self.store.stored_seq
-        storage = self.store.status()
-        secondaries = [
-            {
-                "url": url,
-                **beats[url],
-                **state,
-                # The last probe may predate the batch that made the secondary adopt our log id.
-                "log_id": beats[url]["log_id"] or state["log_id"],
-                "lag": max(0, stored - state["acked_seq"]),
-            }
-            for url, state in links.items()
-        ]
-        return {
-            "role": "master",
-            "name": self.config.name,
-            "log_id": self.store.log_id,
-            **term_fields(self.store),
-            "read_only": gate["read_only"] or not storage.ok,
-            "read_only_reason": (storage.reason and f"storage: {storage.reason}") or gate["read_only_reason"],
-            "catch_up": self.catchup.describe(),
-            "storage": {"ok": storage.ok, "reason": storage.reason},
-            "quorum": gate["quorum"],
-            "last_seq": stored,
-            "rolled_back_entries": self.store.rolled_back_entries,
-            "waiting_writers": gate["waiting_writers"],
-            "secondaries": secondaries,
-        }
+        role = getattr(self, "role", None)
+        if role is None:  # a scrape during construction
+            raise ShuttingDown("node is starting")
+        health: dict[str, Any] = role.health()
+        followers = getattr(self, "followers", None)
+        health["followers"] = 0 if followers is None else followers.active
+        return health
 
     def _stop_gate(self) -> None:
         """Fails every waiting writer with 503 shutting_down (their entries stay stored)."""
-        self.gate.stop()
+        self.role.stop_gate()
 
     def start(self) -> MasterNode:
         self.server.start()
@@ -272,12 +186,11 @@ class MasterNode:
         try:
             self._log.info("master stopping")
             self.live.stop()
-            if self._ticker is not None:
-                self._ticker.stop()
-            self.catchup.stop()
+            followers = getattr(self, "followers", None)
+            if followers is not None:
+                followers.close()  # ends every stream and long poll, freeing their threads
             self.server.stop(drain=self._stop_gate)
-            for ref in [self.monitor, *self.links.values()]:
-                ref.stop()
+            self.role.stop()
             self.store.close()
             self._log.info("master stopped")
         finally:
@@ -297,7 +210,8 @@ class SecondaryNode:
         self.faults = FaultSwitch(config.name, config.faults, rng or random.Random())
         self._stopping = threading.Event()
         stats = ReceiveStats()
-        app = secondary_app(config, self.store, self.faults, self._stopping, stats)
+        self.followers = followers_of(config.server, self.store, config.name)
+        app = secondary_app(config, self.store, self.faults, self._stopping, stats, followers=self.followers)
         health = functools.partial(describe_secondary, config, self.store, self.faults, stats)
         self.live = watch_secondary(config, self.metrics, self.store, health, stats)
         add_ops_routes(
@@ -329,6 +243,7 @@ class SecondaryNode:
         self._log.info("secondary stopping")
         self.live.stop()
         self._stopping.set()
+        self.followers.close()
         self.server.stop()
         self.store.close()
         self._log.info("secondary stopped")

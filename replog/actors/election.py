@@ -126,14 +126,16 @@ class ElectionActor(ReplogActor):
         roles: RoleListener,
         clock: Callable[[], float],
         rng: random.Random,
+        name: str | None = None,
     ) -> None:
+        """`name`: the node's name in log lines (default: its member URL)."""
         super().__init__()
         if set(voters) != set(election.config.others):
             others = list(election.config.others)
             raise ValueError(f"need one voter per other member {others}, got {sorted(voters)}")
         self._election, self._store, self._voters, self._roles = election, store, voters, roles
         self._clock, self._rng = clock, rng
-        self._log = node_logger(__name__, election.config.me)
+        self._log = node_logger(__name__, name or election.config.me)
         self._workers: dict[str, Worker] = {}
 
     def on_start(self) -> None:

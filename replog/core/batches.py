@@ -119,9 +119,12 @@ def parse_replicate(body: Mapping[str, Any]) -> ReplicateRequest:
     Both carry the consistency check's fields: `epoch` (the sender's), `prev_seq`, `prev_epoch` and
     `prev_crc` (the entry just before the batch; 0, 0, 0 for a batch from seq 1). Compact (what the
     master sends, kept a dict so fields can be added): `{"log_id", "first_seq" (= prev_seq + 1),
-    "messages": [str, ...], "epochs"?}`, which costs a fraction of the JSON work; its entries are
-    in the sender's epoch unless `epochs` lists where they change. General: `{"log_id", "entries":
-    [{"seq", "message", "epoch"?}, ...]}`, seqs running contiguously from prev_seq + 1.
+    "messages": [str, ...], "epochs"?, "control"?, "keys"?}`, which costs a fraction of the JSON
+    work; its entries are in the sender's epoch unless `epochs` lists where they change
+    ([[epoch, first_seq], ...]); `control` names the seqs of control records (empty messages);
+    `keys` gives each message's idempotency key or null (only when some entry has one). General:
+    `{"log_id", "entries": [{"seq", "message", "epoch"?, "key"?}, ...]}`, seqs running
+    contiguously from prev_seq + 1.
     """
     log_id = body.get("log_id")
     if not isinstance(log_id, str) or not log_id:
@@ -134,15 +137,21 @@ def parse_replicate(body: Mapping[str, Any]) -> ReplicateRequest:
         messages = body["messages"]
         if not isinstance(messages, list):
             raise BadRequest("'messages' must be a list")
-        epochs = _entry_epochs(body.get("epochs"), first, len(messages), head.epoch) if messages else []
-        return ReplicateRequest(
-            log_id,
-            head,
-            tuple(
+        count = len(messages)
+        epochs = _entry_epochs(body.get("epochs"), first, count, head.epoch) if messages else []
+        keys = _batch_keys(body, count)
+        controls = _batch_controls(body, first, count)
+        if not keys and not controls:  # the common case, kept cheap: every batch
+            compact = tuple(
                 Entry(first + i, _check_message(m, "messages[]"), 0.0, epochs[i])
                 for i, m in enumerate(messages)
-            ),
-        )
+            )
+        else:
+            compact = tuple(
+                _compact_entry(first + i, m, epochs[i], keys[i] if keys else None, first + i in controls)
+                for i, m in enumerate(messages)
+            )
+        return ReplicateRequest(log_id, head, compact)
     raw = body.get("entries")
     if not isinstance(raw, list):
         raise BadRequest("'entries' must be a list")
@@ -156,7 +165,10 @@ def parse_replicate(body: Mapping[str, Any]) -> ReplicateRequest:
         epoch = _positive_int(item.get("epoch", head.epoch), "epoch")
         if epoch > head.epoch or (entries and epoch < entries[-1].epoch):
             raise BadRequest("entry epochs must not go down nor pass the batch's epoch")
-        entries.append(Entry(seq, _check_message(item.get("message"), "message"), 0.0, epoch))
+        key = item.get("key")
+        if key is not None and not isinstance(key, str):
+            raise BadRequest("an entry's 'key' must be a string or null")
+        entries.append(Entry(seq, _check_message(item.get("message"), "message"), 0.0, epoch, key=key))
     return ReplicateRequest(log_id, head, tuple(entries))
 
 
@@ -176,7 +188,45 @@ def encode_batch(log_id: str, head: BatchHead, entries: Sequence[Entry]) -> byte
     if entries and (entries[0].epoch != head.epoch or entries[-1].epoch != head.epoch):
         runs = [[e.epoch, e.seq] for i, e in enumerate(entries) if i == 0 or e.epoch != entries[i - 1].epoch]
         body["epochs"] = runs
+    control = [e.seq for e in entries if e.kind is not Kind.MESSAGE]
+    if control:  # control records (epoch-start; their message is empty)
+        body["control"] = control
+    if any(e.key is not None for e in entries):  # idempotency keys travel only when some entry has one
+        body["keys"] = [e.key for e in entries]
     return encode(body)
+
+
+def _batch_keys(body: Mapping[str, Any], count: int) -> list[str | None] | None:
+    """A compact batch's optional `keys`: one per message, a string or null (issue 13)."""
+    keys = body.get("keys")
+    if keys is None:
+        return None
+    if (
+        not isinstance(keys, list)
+        or len(keys) != count
+        or any(k is not None and not isinstance(k, str) for k in keys)
+    ):
+        raise BadRequest("'keys' must be a list of strings or nulls, one per message")
+    return keys
+
+
+def _batch_controls(body: Mapping[str, Any], first: int, count: int) -> set[int]:
+    """A compact batch's optional `control`: the seqs of its control records (empty messages)."""
+    control = body.get("control", [])
+    if not isinstance(control, list) or len(control) > count:
+        raise BadRequest("'control' must be a list of seqs within the batch")
+    seqs = {_positive_int(seq, "control[]") for seq in control}
+    if any(not first <= seq < first + count for seq in seqs):
+        raise BadRequest("'control' must name seqs within the batch")
+    return seqs
+
+
+def _compact_entry(seq: int, raw: object, epoch: int, key: str | None, control: bool) -> Entry:
+    if control:
+        if raw != "" or key is not None:
+            raise BadRequest(f"control record {seq} must have an empty message and no key")
+        return Entry(seq, "", 0.0, epoch, Kind.EPOCH_START)
+    return Entry(seq, _check_message(raw, "messages[]"), 0.0, epoch, key=key)
 
 
 def parse_entries_page(body: object) -> list[Entry]:

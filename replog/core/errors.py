@@ -137,3 +137,42 @@ class WritesInFlight(ReplogError):
 
     status = 503
     code = "writes_in_flight"
+
+
+class IdempotencyKeyReused(ReplogError):
+    """A client's idempotency key is held in the window with another message: nothing is stored;
+    the body carries the seq of the message the key belongs to."""
+
+    status = 422
+    code = "idempotency_key_reused"
+
+
+class MinSeqTimeout(ReplogError):
+    """A read asked for `min_seq` (read-your-writes) and this node did not hold it in time."""
+
+    status = 504
+    code = "min_seq_timeout"
+
+
+class NotMaster(ReplogError):
+    """Cluster mode: this node does not take writes; `master` (a URL, or None if unknown) does.
+    Nothing was stored. 421 Misdirected Request: the client should send it there."""
+
+    status = 421
+    code = "not_master"
+
+
+class StaleEpoch(ReplogError):
+    """Cluster mode: an internal call from a master of an older epoch; nothing was stored. The
+    body carries this node's `epoch` and the `master` it follows, so the caller steps down."""
+
+    status = 409
+    code = "stale_epoch"
+
+
+class MasterChanged(ReplogError):
+    """Cluster mode: this master stepped down while the write waited for its acks. The entry (at
+    `seq`) may or may not survive: the outcome is unknown, retry with the same idempotency key."""
+
+    status = 503
+    code = "master_changed"

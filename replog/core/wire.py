@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
+from replog.core.dedup import check_client_key
 from replog.core.entry import Entry as Entry  # noqa: PLC0414 -- re-exported: it lived here first
 from replog.core.errors import BadRequest, MessageTooLarge
 from replog.core.quorum import majority
@@ -35,6 +36,9 @@ class AppendRequest:
     w: int
     timeout_s: float | None
     bulk: bool
+    # Each message's idempotency key (None: none given), or None when no message has one: the
+    # common case, which keeps the plain append path.
+    keys: tuple[str | None, ...] | None = None
 
 
 _ESCAPE = re.compile(rb"\\.", re.DOTALL)  # a backslash and the byte it escapes
@@ -156,27 +160,75 @@ def parse_append(
     query_w: str | None,
     node_count: int,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    header_key: str | None = None,
 ) -> AppendRequest:
     """Validate a `POST /messages` body: `message`/`msg` or bulk `messages`, plus w and timeout.
 
-    Each message is at most max_message_bytes in UTF-8, in bulk too (413 `message_too_large`)."""
+    Each message is at most max_message_bytes in UTF-8, in bulk too (413 `message_too_large`).
+    Idempotency keys: `id` beside a single message or the `Idempotency-Key` header (`header_key`;
+    both given: they must agree), and in bulk an item `{"message": ..., "id": ...}` in place of a
+    string. One key given to two messages of one body is refused (400): nothing is stored."""
     singles = [k for k in ("message", "msg") if k in body]
     if "messages" in body and singles:
         raise BadRequest("give either 'message' or 'messages', not both")
     if len(singles) > 1:
         raise BadRequest("give 'message' or its alias 'msg', not both")
+    keys: tuple[str | None, ...] | None = None
     if "messages" in body:
+        if "id" in body or header_key is not None:
+            raise BadRequest("a bulk append takes an 'id' per message, not one for the request")
         raw = body["messages"]
         if not isinstance(raw, list) or not raw:
             raise BadRequest("'messages' must be a non-empty list of strings")
         if len(raw) > MAX_BULK_MESSAGES:
             raise BadRequest(f"'messages' holds {len(raw)} items; at most {MAX_BULK_MESSAGES}")
-        messages = tuple(_check_message(m, f"messages[{i}]", max_message_bytes) for i, m in enumerate(raw))
+        if all(type(m) is str for m in raw):
+            messages = tuple(
+                _check_message(m, f"messages[{i}]", max_message_bytes) for i, m in enumerate(raw)
+            )
+        else:
+            items = [_bulk_item(m, i, max_message_bytes) for i, m in enumerate(raw)]
+            messages = tuple(m for m, _ in items)
+            keys = _unique_keys(tuple(k for _, k in items))
         bulk = True
     elif singles:
         messages = (_check_message(body[singles[0]], singles[0], max_message_bytes),)
+        key = _single_key(body.get("id"), "id" in body, header_key)
+        keys = None if key is None else (key,)
         bulk = False
     else:
         raise BadRequest("missing 'message' (a non-empty string)")
     w = resolve_w(_pick_w(body, query_w), node_count)
-    return AppendRequest(messages, w, _parse_timeout(body.get("timeout")), bulk)
+    return AppendRequest(messages, w, _parse_timeout(body.get("timeout")), bulk, keys)
+
+
+def _bulk_item(raw: object, index: int, max_message_bytes: int) -> tuple[str, str | None]:
+    """One item of a bulk `messages` list: a string, or `{"message": str, "id": key}`."""
+    field = f"messages[{index}]"
+    if isinstance(raw, str):
+        return _check_message(raw, field, max_message_bytes), None
+    if not isinstance(raw, dict):
+        raise BadRequest(f"'{field}' must be a string or an object {{message, id}}")
+    unknown = set(raw) - {"message", "id"}
+    if unknown or "message" not in raw:
+        raise BadRequest(f"'{field}' must be an object with 'message' and an optional 'id' only")
+    message = _check_message(raw["message"], f"{field}.message", max_message_bytes)
+    key = check_client_key(raw["id"], f"{field}.id") if "id" in raw else None
+    return message, key
+
+
+def _unique_keys(keys: tuple[str | None, ...]) -> tuple[str | None, ...] | None:
+    given = [k for k in keys if k is not None]
+    if len(set(given)) != len(given):
+        raise BadRequest("one idempotency 'id' is given to two messages of one bulk append")
+    return keys if given else None
+
+
+def _single_key(body_key: object, in_body: bool, header_key: str | None) -> str | None:
+    key = check_client_key(body_key, "id") if in_body else None
+    if header_key is not None:
+        header = check_client_key(header_key, "Idempotency-Key")
+        if key is not None and key != header:
+            raise BadRequest("the Idempotency-Key header and the body's 'id' differ")
+        key = header
+    return key

@@ -123,8 +123,12 @@ class NodeMetrics:
             ["secondary"],
             registry=r,
         )
-        # Cluster mode (#9) adds here: replog_master_changes_total (a Counter with a hook where the
-        # node changes role); replog_epoch and replog_is_master come from the snapshot families.
+        # Cluster mode: replog_epoch and replog_is_master come from the snapshot families.
+        self._master_changes = Counter(
+            "replog_master_changes",
+            "Times this node saw the master change (cluster mode): a new master learned or elected.",
+            registry=r,
+        )
         ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
         # Label lookups cost more than the additions: hooks keep the children they use.
         self._append_children: dict[tuple[int, str], tuple[Any, Any]] = {}
@@ -158,6 +162,11 @@ class NodeMetrics:
                 histogram.observe(time.perf_counter() - started)
 
         return timed
+
+    def master_changed(self) -> None:
+        """Cluster mode: this node's view of who is master changed (the role-switch hook)."""
+        if self.enabled:
+            self._master_changes.inc()
 
     def add_secondary(self, secondary: str) -> None:
         """Export each counter of a secondary at 0 from the start, so `rate()` and alerts see its

@@ -22,18 +22,39 @@ from replog.core.votes import VoteRequest, parse_vote_answer, vote_request_body
 from replog.core.wire import encode
 
 SECRET_HEADER = "X-Replog-Secret"
+# Cluster mode: every internal call of a master carries its epoch and its own URL, so a receiver
+# can refuse a deposed master (409 stale_epoch) and adopt a newer one (FAILOVER.md §3). Headers,
+# not the batch body: the same batch format serves both modes.
+EPOCH_HEADER = "X-Replog-Epoch"
+MASTER_HEADER = "X-Replog-Master"
 
 
 class TransportError(Exception):
     """A call failed. `answered`: the node sent an HTTP answer (it is up, the same process).
     `refused`: a 4xx; the secondary will never accept this batch as is. `mismatch`: the refusal was a
-    409 `log_mismatch` (the batch does not attach to its log), with where its log stands."""
+    409 `log_mismatch` (the batch does not attach to its log), with where its log stands. `epoch`:
+    the node's epoch when it refused the call as stale (cluster mode), else None."""
 
     def __init__(
-        self, detail: str, *, answered: bool = False, refused: bool = False, mismatch: Mismatch | None = None
+        self,
+        detail: str,
+        *,
+        answered: bool = False,
+        refused: bool = False,
+        mismatch: Mismatch | None = None,
+        epoch: int | None = None,
     ) -> None:
         super().__init__(detail)
-        self.answered, self.refused, self.mismatch = answered, refused, mismatch
+        self.answered, self.refused, self.mismatch, self.epoch = answered, refused, mismatch, epoch
+
+
+def _stale_epoch(answer: Any) -> int | None:
+    """The epoch of a 409 stale_epoch answer (cluster mode), else None."""
+    if isinstance(answer, dict) and answer.get("error") == "stale_epoch":
+        epoch = answer.get("epoch")
+        if isinstance(epoch, int) and not isinstance(epoch, bool):
+            return epoch
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,11 +158,16 @@ class HttpPeer:
         connect_timeout_s: float,
         replicate_timeout_s: float,
         probe_timeout_s: float,
+        term: tuple[int, str] | None = None,
     ) -> None:
+        """`term`: (epoch, own URL) of the master this peer serves, sent on every call (cluster
+        mode); None in static mode, whose calls stay exactly as they were."""
         self.url = url
         self._headers = {"Content-Type": "application/json"}
         if secret:
             self._headers[SECRET_HEADER] = secret
+        if term is not None:
+            self._headers[EPOCH_HEADER], self._headers[MASTER_HEADER] = str(term[0]), term[1]
         self._replicate = _Connection(url, connect_timeout_s, replicate_timeout_s)
         self._probe = _Connection(url, connect_timeout_s, probe_timeout_s)
         self._fetch: _Connection | None = None  # opened on first use: only a master behind needs it
@@ -155,12 +181,14 @@ class HttpPeer:
         detail = f"HTTP {status}: {answer.get('error', '')} {answer.get('detail', '')}".strip()
         # 5xx and anything unexpected are retried; a 4xx means this batch will never be accepted.
         mismatch = Mismatch.from_wire(answer) if status == 409 else None
-        raise TransportError(detail, answered=True, refused=400 <= status < 500, mismatch=mismatch)
+        raise TransportError(
+            detail, answered=True, refused=400 <= status < 500, mismatch=mismatch, epoch=_stale_epoch(answer)
+        )
 
     def probe(self) -> ProbeResult:
         status, answer = self._probe.request("GET", "/health", None, self._headers)
         if status != 200 or not isinstance(answer.get("acked_seq"), int):
-            raise TransportError(f"health answered HTTP {status}", answered=True)
+            raise TransportError(f"health answered HTTP {status}", answered=True, epoch=_stale_epoch(answer))
         log_id = answer.get("log_id")
         storage = answer.get("storage")
         failing = isinstance(storage, dict) and storage.get("ok") is False
@@ -192,7 +220,8 @@ class HttpPeer:
         status, answer = self._vote.request("POST", "/vote", body, self._headers)
         if status != 200:
             detail = f"HTTP {status}: {answer.get('error', '')} {answer.get('detail', '')}".strip()
-            raise TransportError(detail, answered=True, refused=400 <= status < 500)
+            refused, epoch = 400 <= status < 500, _stale_epoch(answer)
+            raise TransportError(detail, answered=True, refused=refused, epoch=epoch)
         try:
             return parse_vote_answer(answer)
         except ValueError as exc:

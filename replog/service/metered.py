@@ -29,8 +29,10 @@ class MeteredAppender(Appender):
         gate: pykka.ActorRef[Any],
         view: QuorumView,
         metrics: NodeMetrics,
+        *,
+        epoch: int | None = None,
     ) -> None:
-        super().__init__(config, store, gate, view)
+        super().__init__(config, store, gate, view, epoch=epoch)
         self._metrics = metrics
 
     def append(self, request: AppendRequest, hung_up: Callable[[], bool]) -> dict[str, Any]:

@@ -19,9 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from replog.core.dedup import DedupWindow, KeyedAppend, WindowPolicy
 from replog.core.entry import Entry, NewEntry
 from replog.core.epochs import Position, Vote, next_term
-from replog.core.errors import StorageUnavailable
+from replog.core.errors import NotMaster, StorageUnavailable
 from replog.core.log import MemoryPrefix, OrderedLog, check_log_id
 from replog.core.matching import BatchHead
 
@@ -79,6 +80,11 @@ class Store(Protocol):
 
     def set_listener(self, listener: StoredListener) -> None: ...
 
+    def add_watcher(self, watcher: StoredListener) -> None:
+        """Also told each new stored seq, after the listener, whoever the listener is (the node's
+        followers' `SeqWatch.poke`: it must return at once)."""
+        ...
+
     def set_status_listener(self, listener: StatusListener) -> None:
         """Told (outside every lock) when the store fails and when it recovers."""
         ...
@@ -100,10 +106,28 @@ class Store(Protocol):
         """The log's epoch boundaries (epoch, first_seq), oldest first; the `newest` n if given."""
         ...
 
-    def append(self, items: Sequence[str | NewEntry], *, generation: int | None = None) -> list[Entry]:
+    def append(
+        self, items: Sequence[str | NewEntry], *, generation: int | None = None, epoch: int | None = None
+    ) -> list[Entry]:
         """Master: assign the next seqs atomically, in the store's epoch. Durability is reported via
         the listener. With `generation`, refuse (StorageUnavailable, nothing stored) unless the
-        store is still in that generation, so the caller knows its entries' generation exactly."""
+        store is still in that generation, so the caller knows its entries' generation exactly.
+        With `epoch` (cluster mode: the epoch its master role won), refuse (NotMaster, nothing
+        stored) unless the store is still in that epoch: a deposed master never writes an entry
+        tagged with an epoch it did not win."""
+        ...
+
+    def append_unique(
+        self, items: Sequence[NewEntry], *, generation: int | None = None, epoch: int | None = None
+    ) -> KeyedAppend:
+        """Master: `append` for items that may carry idempotency keys. An item whose key the dedup
+        window holds with the same message is not stored again (its seq is the original's); a key
+        held with another message raises `IdempotencyKeyReused` and nothing is stored."""
+        ...
+
+    @property
+    def keys_held(self) -> int:
+        """Idempotency keys in the dedup window."""
         ...
 
     def apply(self, log_id: str, entries: Sequence[Entry], head: BatchHead | None = None) -> int:
@@ -129,16 +153,33 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+def check_epoch(wanted: int | None, held: int) -> None:
+    """Under the store lock: an append fenced to epoch `wanted` is refused once the node moved on."""
+    if wanted is not None and wanted != held:
+        raise NotMaster(
+            f"this node was master of epoch {wanted} but is now in epoch {held}; nothing was stored",
+            master=None,
+            epoch=held,
+        )
+
+
 class MemoryStore:
     """A log held in memory: fast, and forgotten on restart. It never fails; rolled-back entries are
     kept in memory (`rolled_back`), as a disk store keeps them in its rollback file."""
 
-    def __init__(self, log_id: str | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        log_id: str | None = None,
+        clock: Callable[[], float] = time.time,
+        dedup: WindowPolicy | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         self._log = OrderedLog(MemoryPrefix())
+        self._keys = DedupWindow(dedup)
         self._log_id = log_id  # adopted in `apply` only, under the lock
         self._clock = clock
         self._listener: StoredListener | None = None
+        self._watchers: list[StoredListener] = []
         self._epoch = 1
         self._vote: Vote | None = None
         self.rolled_back: list[tuple[Entry, float, str]] = []
@@ -173,6 +214,15 @@ class MemoryStore:
     def set_listener(self, listener: StoredListener) -> None:
         self._listener = listener
 
+    def add_watcher(self, watcher: StoredListener) -> None:
+        self._watchers.append(watcher)
+
+    def _publish(self, seq: int, *, listener: bool = True) -> None:
+        if listener and self._listener is not None:
+            self._listener(seq)
+        for watcher in self._watchers:
+            watcher(seq)
+
     def set_status_listener(self, listener: StatusListener) -> None:
         """A memory store never fails: the listener is never called."""
 
@@ -192,29 +242,62 @@ class MemoryStore:
         with self._lock:
             return self._log.bounds(newest)
 
-    def append(self, items: Sequence[str | NewEntry], *, generation: int | None = None) -> list[Entry]:
+    def append(
+        self, items: Sequence[str | NewEntry], *, generation: int | None = None, epoch: int | None = None
+    ) -> list[Entry]:
         if generation not in (None, 0):
             raise StorageUnavailable(f"no such storage generation {generation}; nothing was stored")
         with self._lock:
+            check_epoch(epoch, self._epoch)
             entries = self._log.append(items, self._clock(), self._epoch)
-        if self._listener is not None and entries:
-            self._listener(entries[-1].seq)
+            self._keys.note(entries)
+        if entries:
+            self._publish(entries[-1].seq)
         return entries
+
+    def append_unique(
+        self, items: Sequence[NewEntry], *, generation: int | None = None, epoch: int | None = None
+    ) -> KeyedAppend:
+        if generation not in (None, 0):
+            raise StorageUnavailable(f"no such storage generation {generation}; nothing was stored")
+        with self._lock:
+            check_epoch(epoch, self._epoch)
+            now = self._clock()
+            self._keys.expire(now)
+            found = self._keys.plan([(item.message, item.key) for item in items], now)
+            fresh = [item for item, held in zip(items, found, strict=True) if held is None]
+            entries = self._log.append(fresh, now, self._epoch) if fresh else []
+            self._keys.note(entries)
+        if entries:
+            self._publish(entries[-1].seq)
+        return KeyedAppend.of(found, entries)
+
+    @property
+    def keys_held(self) -> int:
+        return len(self._keys)
 
     def apply(self, log_id: str, entries: Sequence[Entry], head: BatchHead | None = None) -> int:
         with self._lock:
             adopt = check_log_id(self._log_id, log_id)
-            self._log.attach(head, entries, self._clock())
+            now = self._clock()
+            joined = self._log.attach(head, entries, now)
             if adopt:
                 self._log_id = log_id
-            return self._log.contiguous_seq
+            self._keys.expire(now)
+            self._keys.note(joined)
+            stored = self._log.contiguous_seq
+        if joined:
+            self._publish(stored, listener=False)  # followers wake on it
+        return stored
 
     def learn(self, entries: Sequence[Entry]) -> int:
         with self._lock:
             joined = self._log.learn(entries)
+            self._keys.expire(self._clock())
+            self._keys.note(joined)  # learned keys still deduplicate (issue 13)
             seq = self._log.contiguous_seq
-        if self._listener is not None and joined:
-            self._listener(seq)
+        if joined:
+            self._publish(seq)
         return seq
 
     def truncate_after(self, seq: int, reason: str) -> int:
@@ -226,6 +309,7 @@ class MemoryStore:
             now = self._clock()
             self.rolled_back.extend((e, now, reason) for e in removed)
             self._log.truncate_after(seq)
+            self._keys.forget_after(seq)
         log.warning(
             "rolled back seqs=%d..%d count=%d reason=%s (in memory)", seq + 1, top, len(removed), reason
         )

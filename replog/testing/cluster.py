@@ -60,11 +60,14 @@ class LocalCluster:
         proxied: bool = False,
         secret: str | None = None,
         pin: bool = False,
+        cluster_mode: bool = False,
     ) -> None:
         """`secondaries`: names, or names with each one's own extra argv. `base_port`: the master
         listens on it and the secondaries on the next ports, in order; None picks free ports.
         `common_argv` goes to every node; a node's own argv comes last, so it wins. `log_dir` None
-        lets the nodes write to this process's stdout and stderr. `pin`: see `pinned`."""
+        lets the nodes write to this process's stdout and stderr. `pin`: see `pinned`.
+        `cluster_mode`: every node gets `--members` (all of them; not with `proxied`) and they elect
+        their master; the node named `master` only stands first (see `current_master`)."""
         own = dict(secondaries) if isinstance(secondaries, Mapping) else {n: () for n in secondaries}
         self.secret = secret
         self.secret_file = None if secret is None else write_secret_file(data_dir / SECRET_FILE, secret)
@@ -73,14 +76,18 @@ class LocalCluster:
             log_dir.mkdir(parents=True, exist_ok=True)
         shared = (*common_argv, *((f"--cluster-secret-file={self.secret_file}",) if self.secret_file else ()))
 
+        ports = [free_port() if base_port is None else base_port + i for i in range(len(own) + 1)]
+
         def port(index: int) -> int:
-            return free_port() if base_port is None else base_port + index
+            return ports[index]
 
         def process(name: str, role: Role, index: int, argv: Sequence[str]) -> NodeProcess:
             extra = (*shared, *(pinned(role) if pin else ()), *argv)
             spec = NodeSpec(name, role, port(index), data_dir / name, extra)
             return NodeProcess(spec, None if log_dir is None else log_dir / f"{name}.log")
 
+        if cluster_mode:
+            shared = (*shared, f"--members={','.join(f'http://127.0.0.1:{p}' for p in ports)}")
         self.secondaries: dict[str, NodeProcess] = {
             name: process(name, Role.SECONDARY, index, argv)
             for index, (name, argv) in enumerate(own.items(), start=1)
@@ -91,7 +98,8 @@ class LocalCluster:
             else {}
         )
         links = ",".join(self.link_url(name) for name in self.secondaries)
-        self.master = process(MASTER, Role.MASTER, 0, (f"--secondaries={links}", *master_argv))
+        peers = () if cluster_mode else (f"--secondaries={links}",)
+        self.master = process(MASTER, Role.MASTER, 0, (*peers, *master_argv))
         self.client = ReplogClient(self.master.url, request_timeout_s=30, secret=secret)
         self._proxies_started = False
 
@@ -202,6 +210,23 @@ class LocalCluster:
             return expected if all(self.messages(n) == expected for n in live) else None
 
         return poll_until(same, timeout_s, 0.05, "all nodes converged")
+
+    def current_master(self, timeout_s: float = 30.0, *, exclude: Sequence[str] = ()) -> str:
+        """Cluster mode: poll the running nodes until exactly one says it is master and takes writes;
+        its name. `exclude`: nodes not to ask (paused ones, whose answer would never come)."""
+
+        def one() -> str | None:
+            found = []
+            for name, node in self.nodes.items():
+                if name in exclude or not node.alive or node.paused:
+                    continue
+                with contextlib.suppress(Exception):
+                    health = ReplogClient(node.url, request_timeout_s=0.5).health()
+                    if health.get("role") == "master" and health.get("read_only") is False:
+                        found.append(name)
+            return found[0] if len(found) == 1 else None
+
+        return poll_until(one, timeout_s, 0.05, "one writable master")
 
     # reading -------------------------------------------------------------------------------------
     def messages(self, name: str) -> list[str]:

@@ -54,14 +54,18 @@ def wants_html() -> bool:
 def add_ops_routes(
     app: bottle.Bottle,
     *,
-    role: str,
+    role: str | Callable[[], str],
     metrics: NodeMetrics,
     live: LiveView,
     describe: Callable[[], dict[str, Any]],
     store: Store,
     extra: Callable[[], dict[str, Any]] = dict,
 ) -> None:
-    """`describe` is the node's /health; `extra` adds role-specific fields to /ops/live."""
+    """`describe` is the node's /health; `extra` adds role-specific fields to /ops/live. `role` is
+    fixed, or (cluster mode) read at each request: the page then follows the node's role."""
+
+    def role_now() -> str:
+        return role() if callable(role) else role
 
     @app.get("/")
     def index() -> Any:
@@ -69,11 +73,11 @@ def add_ops_routes(
             return _static("index.html")
         return {
             "name": metrics.node,
-            "role": role,
+            "role": role_now(),
             "endpoints": {
                 "/": "this index; the live cluster page for a browser (Accept: text/html)",
                 "/health": "the node's state",
-                "/messages": "the log (GET); append (POST, master)" if role == "master" else "the log",
+                "/messages": "the log (GET); append (POST, master)" if role_now() == "master" else "the log",
                 "/entries": "the log with seqs",
                 "/metrics": "Prometheus metrics",
                 "/ops/live": "the live page's data: timeline, events, latest entries",
@@ -100,10 +104,10 @@ def add_ops_routes(
         latest = store.read(max(1, last - LATEST + 1), LATEST)
         return {
             "name": metrics.node,
-            "role": role,
+            "role": role_now(),
             "metrics": metrics.enabled,
             "health": health,
-            "latest": [{"seq": e.seq, "message": e.message} for e in reversed(latest)],
+            "latest": [{"seq": e.seq, "message": e.message} for e in reversed(latest) if e.visible],
             **live.snapshot(),
             **extra(),
         }
@@ -194,3 +198,28 @@ def _file_size(data_dir: Path | None) -> int | None:
     with contextlib.suppress(OSError):
         return os.stat(data_dir / LOG_FILE).st_size
     return None
+
+
+def watch_cluster(
+    name: str, data_dir: Path | None, metrics: NodeMetrics, store: Store, health: Describe, period_s: float
+) -> LiveView:
+    """Cluster mode: the families follow the role the node has at scrape time (its /health says)."""
+
+    def families() -> Iterable[Metric]:
+        yield from store_families(store.stored_seq, _file_size(data_dir))
+        snapshot = _snapshot(health, name)
+        if snapshot is not None:
+            role = str(snapshot.get("role", "secondary"))
+            yield from node_families(snapshot, role)
+            if role == "master" and "waiting_writers" in snapshot:
+                yield from master_families(snapshot)
+
+    def totals() -> Totals | None:
+        figures = metrics.append_totals()
+        if figures is None:
+            return None
+        refused, latency = figures
+        return Totals({"appends": latency.count, "refused": refused}, latency)
+
+    metrics.watch(families)
+    return LiveView(name, health, totals, period_s=period_s, initial={"role": "secondary"})

@@ -12,7 +12,10 @@ A streamed answer holds its worker thread for as long as its client takes to rea
 large read gets 503 `overloaded` with Retry-After. A client that stops reading is dropped after
 the idle timeout (`replog.web.waitress_policy`), which frees its thread.
 
-The body is the one Bottle wrote for a dict (`json.dumps`' defaults), byte for byte.
+The body is the one Bottle wrote for a dict (`json.dumps`' defaults), byte for byte. Control
+records (cluster mode's epoch-start entries) take a seq: `/messages` never shows them (its
+`offset` and `total` count seqs, so a page may hold fewer messages than its `limit` in cluster
+mode; static mode writes no control records), `/entries` shows them with `"kind": "epoch_start"`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from replog.core.errors import Overloaded
 from replog.core.wire import Entry
 from replog.storage.store import Store
 from replog.web.common import MAX_PAGE, json_errors, query_int
+from replog.web.follow import Followers, add_follow_routes, query_wait
 
 DEFAULT_ENTRIES_LIMIT = 1000
 PAGE_BYTES = 128 * 1024  # message bytes per store read, and about per chunk written
@@ -45,13 +49,16 @@ def pages(store: Store, first_seq: int, count: int, encode: Encode) -> Iterator[
         page = store.read(seq, min(PAGE_ENTRIES, end - seq), PAGE_BYTES)
         if not page:
             return
-        yield separator + encode(page)[1:-1].encode()
-        separator = b", "
+        inside = encode(page)[1:-1]
+        if inside:  # a page of control records only shows nothing
+            yield separator + inside.encode()
+            separator = b", "
         seq = page[-1].seq + 1
 
 
 def messages_json(page: list[Entry]) -> str:
-    return json.dumps([e.message for e in page])
+    """Control records (cluster mode's epoch-start) take a seq but are never shown here."""
+    return json.dumps([e.message for e in page if e.visible])
 
 
 def entries_json(page: list[Entry]) -> str:
@@ -112,13 +119,17 @@ class Answers:
             self._streams.release()
 
 
-def add_read_routes(app: bottle.Bottle, store: Store, max_streams: int) -> None:
-    """`GET /messages` (the visible log, optionally paged) and `GET /entries` (with seqs)."""
+def add_read_routes(app: bottle.Bottle, store: Store, max_streams: int, followers: Followers) -> None:
+    """`GET /messages` (the visible log, optionally paged), `GET /entries` (with seqs; `wait` makes
+    it a long poll) and `GET /stream` (see `replog.web.follow`). Both reads take `min_seq`: wait
+    (for `wait` seconds, or 5) until this node holds that seq, else 504 `min_seq_timeout`."""
     answers = Answers(max_streams)
+    add_follow_routes(app, followers)
 
     @app.get("/messages")
     @json_errors
     def messages() -> bytes | Iterator[bytes]:
+        followers.require(query_int("min_seq", None, 1), query_wait())
         offset = query_int("offset", 0, 0)
         limit = query_int("limit", None, 1)
         assert offset is not None
@@ -136,6 +147,10 @@ def add_read_routes(app: bottle.Bottle, store: Store, max_streams: int) -> None:
         from_seq = query_int("from_seq", 1, 1)
         limit = query_int("limit", DEFAULT_ENTRIES_LIMIT, 1)
         assert from_seq is not None and limit is not None
+        wait_s = query_wait()
+        followers.require(query_int("min_seq", None, 1), wait_s)
+        if wait_s:  # a long poll: answer as soon as from_seq is held, or empty after wait_s
+            followers.wait_for(from_seq, wait_s)
         parts = pages(store, from_seq, min(limit, MAX_PAGE), entries_json)
 
         def tail() -> bytes:  # read last: at least the last seq the answer shows

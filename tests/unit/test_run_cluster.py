@@ -3,11 +3,12 @@ Msg3's w=3 answer came; anything else must fail (and the demo then exits non-zer
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 import pytest
 
-from run_cluster import EXPECTED, demo_passed
+from run_cluster import DEMO_TIMINGS, EXPECTED, build_cluster, demo_passed
 
 ALL_HOLD = {"master": EXPECTED, "s1": EXPECTED, "s2": EXPECTED}
 MSG3_OK = {"seq": 3, "message": "Msg3", "w": 3, "acks": 3}
@@ -40,3 +41,17 @@ def test_fails_without_msg3s_answer_even_when_every_node_holds_all_four(msg3: di
 )
 def test_fails_unless_every_node_holds_all_four_in_order(held: dict[str, list[str]]) -> None:
     assert not demo_passed(held, MSG3_OK)
+
+
+def test_failover_gives_every_node_the_member_list_and_the_masters_timings(tmp_path: Any) -> None:
+    args = argparse.Namespace(
+        failover=True, demo=False, delay=0.0, error_rate=0.0, in_memory=True, base_port=23000, pin=False,
+        insecure=True,
+    )  # fmt: skip
+    cluster = build_cluster(args, tmp_path, log_dir=None)
+    members = "--members=http://127.0.0.1:23000,http://127.0.0.1:23001,http://127.0.0.1:23002"
+    for node in cluster.nodes.values():
+        argv = node.spec.argv()
+        assert members in argv and set(DEMO_TIMINGS) <= set(argv)
+        assert not any(a.startswith("--secondaries") for a in argv)
+    assert cluster.master.spec.role.value == "master"  # it stands first on a fresh directory

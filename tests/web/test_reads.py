@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from replog.config import SecondaryConfig, ServerConfig
+from replog.core.entry import Kind
 from replog.core.wire import Entry
 from replog.node import SecondaryNode
 from replog.web import reads
@@ -127,3 +128,15 @@ def test_pages_are_bounded_in_bytes(node: SecondaryNode) -> None:
     fill(node, ["y" * 50_000] * 40)
     sizes = [len(chunk) for chunk in reads.pages(node.store, 1, 40, reads.messages_json)]
     assert len(sizes) > 1 and max(sizes) < 2 * reads.PAGE_BYTES
+
+
+def test_control_records_take_a_seq_never_shown_by_messages_and_typed_in_entries(node: SecondaryNode) -> None:
+    node.store.apply("L", [Entry(1, "", 0.0, 2, Kind.EPOCH_START), Entry(2, "a", 0.0, 2),
+                           Entry(3, "", 0.0, 3, Kind.EPOCH_START), Entry(4, "b", 0.0, 3)])  # fmt: skip
+    assert get(node, "/messages").json() == {"messages": ["a", "b"]}
+    entries = get(node, "/entries").json()["entries"]
+    assert [(e["seq"], e.get("kind"), e["epoch"]) for e in entries] == [
+        (1, "epoch_start", 2), (2, None, 2), (3, "epoch_start", 3), (4, None, 3)
+    ]  # fmt: skip
+    # A page of control records only shows nothing, and the JSON stays well formed.
+    assert get(node, "/messages?offset=2&limit=1").json() == {"messages": [], "offset": 2, "total": 4}
