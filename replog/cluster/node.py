@@ -151,8 +151,9 @@ class ClusterNode:
         self.faults = FaultSwitch(config.name, as_secondary.faults, random.Random(self._rng.random()))
         stats = ReceiveStats()
         app = secondary_app(
-            as_secondary, self.store, self.faults, self._stopping_event, stats, admit=self._admit
-        )
+            as_secondary, self.store, self.faults, self._stopping_event, stats, admit=self._admit,
+            rollback=True,
+        )  # fmt: skip
         self._describe_secondary = functools.partial(
             describe_secondary, as_secondary, self.store, self.faults, stats
         )

@@ -18,13 +18,16 @@ from replog.core.epochs import BOUNDS_SENT, EpochIndex, Position
 from replog.core.errors import LogConflict, LogIdMismatch, LogMismatch
 from replog.core.matching import (
     NOTHING,
+    Attach,
     BatchHead,
     Fingerprint,
     Mismatch,
     Reason,
     Refuse,
+    TruncateAfter,
     Verdict,
     check_batch,
+    cluster_mode,
     static_mode,
 )
 
@@ -175,23 +178,42 @@ class OrderedLog:
         )
         return LogMismatch(refusal.detail, **where.to_wire())
 
-    def plan(self, head: BatchHead | None, entries: Sequence[Entry], now: float) -> list[Entry]:
-        """Secondary, static mode: the entries of a batch this log would append (duplicates of held
-        ones skipped, `stored_at` set to now); decides only. A batch that does not attach, or that
-        differs from what is held, raises `LogMismatch`. Without a head (a local caller that trusts
-        the batch's start) the batch attaches right after the entry before its first."""
+    def decide(
+        self, head: BatchHead | None, entries: Sequence[Entry], *, rollback: bool = False
+    ) -> Attach | TruncateAfter:
+        """Secondary: whether a batch attaches as is (`Attach`) or, with `rollback` (cluster mode),
+        after this log's diverged suffix is removed (`TruncateAfter`, see `matching.cluster_mode`);
+        decides only. Static mode never removes anything (`matching.static_mode`): a batch that does
+        not attach, or that differs from what is held, raises `LogMismatch`. Without a head (a local
+        caller that trusts the batch's start) the batch attaches right after the entry before its
+        first."""
         if head is None:
             if not entries:
-                return []
+                return Attach(0)
             prev = entries[0].seq - 1
             if prev > self.contiguous_seq:
                 detail = f"seq {entries[0].seq} is past this log's last seq {self.contiguous_seq} + 1"
                 raise self.mismatch(Refuse(Reason.GAP, detail))
             head = BatchHead.after(self.fingerprint(prev), self.last_epoch)
-        verdict = static_mode(self.check(head, entries), self.fingerprint)
+        verdict = self.check(head, entries)
+        if rollback:
+            verdict = cluster_mode(verdict, head, self.last_epoch)
+        else:
+            verdict = static_mode(verdict, self.fingerprint)
         if isinstance(verdict, Refuse):
             raise self.mismatch(verdict)
+        return verdict
+
+    @staticmethod
+    def joining(verdict: Attach | TruncateAfter, entries: Sequence[Entry], now: float) -> list[Entry]:
+        """The entries of a batch that join the log once `verdict` is carried out (the held
+        duplicates before `skip` left out), `stored_at` set to now."""
         return [_stamped(e, now) for e in entries[verdict.skip :]]
+
+    def plan(self, head: BatchHead | None, entries: Sequence[Entry], now: float) -> list[Entry]:
+        """Secondary, static mode: the entries of a batch this log would append (`decide` without
+        rollback, then `joining`); decides only."""
+        return self.joining(self.decide(head, entries), entries, now)
 
     def attach(self, head: BatchHead | None, entries: Sequence[Entry], now: float) -> list[Entry]:
         """`plan` and `extend`: apply a batch; return the entries that joined the log. Held

@@ -137,6 +137,27 @@ def static_mode(verdict: Verdict, held: Callable[[int], Fingerprint]) -> Attach 
     return verdict
 
 
+def cluster_mode(verdict: Verdict, head: BatchHead, last_epoch: int) -> Verdict:
+    """Cluster mode rolls a diverged suffix back (`TruncateAfter` stands), with one guard: every
+    entry it would remove must be of an epoch below the sender's (`last_epoch`, this log's newest,
+    bounds them all, since epochs never go down along a log). Otherwise it is a refusal (content).
+
+    Why no other floor: a master of epoch E was elected by a majority whose logs were no newer than
+    its own (the election restriction), so it holds every entry a majority acknowledged, and log
+    matching makes a batch conflict only past its longest common prefix with this log: a legitimate
+    master never asks to remove a majority-acknowledged entry. An entry of epoch E itself came from
+    that master, so it cannot differ from its log; one of a later epoch means the sender is stale
+    (admission refuses that first). Either is a foreign or damaged log, never overwritten. A
+    secondary does not know the commit point (no batch carries it), so it cannot check more."""
+    if isinstance(verdict, TruncateAfter) and last_epoch >= head.epoch:
+        return Refuse(
+            Reason.CONTENT,
+            f"seq {verdict.seq + 1} differs from the batch's, but this log holds entries of epoch "
+            f"{last_epoch}, not below the sender's epoch {head.epoch}; refusing to roll them back",
+        )
+    return verdict
+
+
 @dataclass(frozen=True, slots=True)
 class Mismatch:
     """A refusal as the master reads it: why, and where the secondary's log stands."""

@@ -29,7 +29,7 @@ from replog.core.epochs import Position, Vote
 from replog.core.errors import ShuttingDown, StorageUnavailable, WritesInFlight
 from replog.core.fsync import FsyncPolicy as FsyncPolicy  # noqa: PLC0414 -- re-exported for callers
 from replog.core.log import OrderedLog, check_log_id
-from replog.core.matching import BatchHead
+from replog.core.matching import BatchHead, TruncateAfter
 from replog.core.records import CorruptLog as CorruptLog  # noqa: PLC0414 -- re-exported
 from replog.storage.commit import GroupCommit
 from replog.storage.datadir import DataDirInUseError as DataDirInUseError  # noqa: PLC0414 -- re-exported
@@ -39,7 +39,13 @@ from replog.storage.failure import StorageFailure, probe_disk, verify_records
 from replog.storage.opening import open_log
 from replog.storage.prefix import DiskPrefix
 from replog.storage.rollback import RollbackFile
-from replog.storage.store import StatusListener, StorageStatus, StoredListener, check_epoch
+from replog.storage.store import (
+    StatusListener,
+    StorageStatus,
+    StoredListener,
+    check_epoch,
+    rollback_reason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,17 @@ class _Written:
     target: int
     generation: int
     failed: tuple[StorageUnavailable, StorageStatus] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Removed:
+    """A rollback done under the store lock: the entries after `seq`, `count` of them, and the
+    failure it caused if cutting the file failed (the entries are gone from the log either way)."""
+
+    seq: int
+    count: int
+    reason: str
+    status: StorageStatus | None
 
 
 class DiskStore:
@@ -305,16 +322,29 @@ class DiskStore:
                 self.data_dir, len(self._keys), scanned, (time.monotonic() - started) * 1000,
             )  # fmt: skip
 
-    def apply(self, log_id: str, entries: Sequence[Entry], head: BatchHead | None = None) -> int:
-        """Secondary: check log_id and the batch's attachment (`core.matching`), write what is new,
-        adopt log_id once the batch is accepted, return the stored seq once durable."""
+    def apply(
+        self, log_id: str, entries: Sequence[Entry], head: BatchHead | None = None, *, rollback: bool = False
+    ) -> int:
+        """Secondary: check log_id and the batch's attachment (`core.matching`), roll a diverged
+        suffix back if `rollback` (cluster mode) and the check says so (`truncate_after`, under the
+        same lock hold), write what is new, adopt log_id once the batch is accepted, return the
+        stored seq once durable."""
+        removed: _Removed | None = None
         with self._lock:
             self._check_writable()
             adopt = check_log_id(self._meta.meta.log_id, log_id)
-            new = self._log.plan(head, entries, self._clock())  # a refusal changes nothing
-            if adopt:
-                self._adopt(log_id)  # named durably before its first entry is written
-            written = self._write_locked(lambda: self._log.extend(new))
+            verdict = self._log.decide(head, entries, rollback=rollback)  # a refusal changes nothing
+            if isinstance(verdict, TruncateAfter):
+                removed = self._truncate_locked(verdict.seq, rollback_reason(verdict, head))
+            if removed is None or removed.status is None:
+                new = self._log.joining(verdict, entries, self._clock())
+                if adopt:
+                    self._adopt(log_id)  # named durably before its first entry is written
+                written = self._write_locked(lambda: self._log.extend(new))
+        if removed is not None:
+            self._report_rollback(removed)
+            if removed.status is not None:
+                raise self._failure.error(removed.status.reason or "cutting the log failed")
         return self._wait_written(written)
 
     def learn(self, entries: Sequence[Entry]) -> int:
@@ -362,30 +392,42 @@ class DiskStore:
             raise ValueError(f"cannot truncate after seq {seq}")
         with self._lock:
             self._check_writable()
-            top = self._log.contiguous_seq
-            if seq >= top:
-                return 0
-            in_flight = self._commit.in_flight()
-            if in_flight is not None:
-                raise WritesInFlight(f"entries {in_flight[0] + 1}..{in_flight[1]} are still being written")
-            self._save_rollback(seq, top, reason)
-            self._commit.cut_to(seq)
-            self._log.truncate_after(seq)  # memory first, once the reads in progress are done
-            self._keys.forget_after(seq)
-            status = None
-            try:
-                os.ftruncate(self._prefix.fd, self._prefix.end)
-                self._sync_fd(self._prefix.fd)
-            except OSError as exc:  # the entries are gone from the log either way
-                message = f"cutting {self._prefix.path} to {self._prefix.end} bytes failed: {exc}"
-                _, status = self._fail_locked(message, verify=True)
+            removed = self._truncate_locked(seq, reason)
+        if removed is None:
+            return 0
+        self._report_rollback(removed)
+        return removed.count
+
+    def _truncate_locked(self, seq: int, reason: str) -> _Removed | None:
+        """Under the store lock: `truncate_after`'s work; None if nothing is past seq. The caller
+        reports the result outside the lock (`_report_rollback`)."""
+        top = self._log.contiguous_seq
+        if seq >= top:
+            return None
+        in_flight = self._commit.in_flight()
+        if in_flight is not None:
+            raise WritesInFlight(f"entries {in_flight[0] + 1}..{in_flight[1]} are still being written")
+        self._save_rollback(seq, top, reason)
+        self._commit.cut_to(seq)
+        self._log.truncate_after(seq)  # memory first, once the reads in progress are done
+        self._keys.forget_after(seq)  # their keys leave the dedup window: a retry stores them again
+        status = None
+        try:
+            os.ftruncate(self._prefix.fd, self._prefix.end)
+            self._sync_fd(self._prefix.fd)
+        except OSError as exc:  # the entries are gone from the log either way
+            message = f"cutting {self._prefix.path} to {self._prefix.end} bytes failed: {exc}"
+            _, status = self._fail_locked(message, verify=True)
+        return _Removed(seq, top - seq, reason, status)
+
+    def _report_rollback(self, removed: _Removed) -> None:
+        """Outside the store lock: the WARNING of a rollback, and a failure it caused."""
         log.warning(
             "rolled back seqs=%d..%d count=%d reason=%s file=%s",
-            seq + 1, top, top - seq, reason, self._rollback.path,
+            removed.seq + 1, removed.seq + removed.count, removed.count, removed.reason, self._rollback.path,
         )  # fmt: skip
-        if status is not None:
-            self._tell_status(status)
-        return top - seq
+        if removed.status is not None:
+            self._tell_status(removed.status)
 
     def _save_rollback(self, seq: int, top: int, reason: str) -> None:
         """Under the store lock: every entry in seq+1..top into the rollback file, durably."""

@@ -24,7 +24,7 @@ from replog.core.entry import Entry, NewEntry
 from replog.core.epochs import Position, Vote, next_term
 from replog.core.errors import NotMaster, StorageUnavailable
 from replog.core.log import MemoryPrefix, OrderedLog, check_log_id
-from replog.core.matching import BatchHead
+from replog.core.matching import BatchHead, TruncateAfter
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +130,14 @@ class Store(Protocol):
         """Idempotency keys in the dedup window."""
         ...
 
-    def apply(self, log_id: str, entries: Sequence[Entry], head: BatchHead | None = None) -> int:
+    def apply(
+        self, log_id: str, entries: Sequence[Entry], head: BatchHead | None = None, *, rollback: bool = False
+    ) -> int:
         """Secondary: apply a batch that attaches after `head` (see `core.matching`), idempotently;
         return the stored seq once durable. Without a head (a local caller) the batch attaches right
-        after the entry before its first. Refused with `LogMismatch`, changing nothing, otherwise."""
+        after the entry before its first. Refused with `LogMismatch`, changing nothing, otherwise.
+        With `rollback` (cluster mode, a batch of an admitted master) a suffix that differs from the
+        batch is first moved to the rollback file (as `truncate_after`, logged and counted)."""
         ...
 
     def learn(self, entries: Sequence[Entry]) -> int:
@@ -151,6 +155,17 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def rollback_reason(verdict: TruncateAfter, head: BatchHead | None) -> str:
+    """What the rollback file records as the reason of a rollback that log matching decided."""
+    sender = f"the master of epoch {head.epoch}" if head is not None else "the batch"
+    return f"diverged from {sender} at seq {verdict.seq + 1}"
+
+
+def log_rollback(seq: int, count: int, reason: str) -> None:
+    """The WARNING every rollback writes: which seqs, how many, why."""
+    log.warning("rolled back seqs=%d..%d count=%d reason=%s", seq + 1, seq + count, count, reason)
 
 
 def check_epoch(wanted: int | None, held: int) -> None:
@@ -276,17 +291,25 @@ class MemoryStore:
     def keys_held(self) -> int:
         return len(self._keys)
 
-    def apply(self, log_id: str, entries: Sequence[Entry], head: BatchHead | None = None) -> int:
+    def apply(
+        self, log_id: str, entries: Sequence[Entry], head: BatchHead | None = None, *, rollback: bool = False
+    ) -> int:
+        removed: tuple[int, int] | None = None
         with self._lock:
             adopt = check_log_id(self._log_id, log_id)
             now = self._clock()
-            joined = self._log.attach(head, entries, now)
+            verdict = self._log.decide(head, entries, rollback=rollback)  # a refusal changes nothing
+            if isinstance(verdict, TruncateAfter):
+                removed = (verdict.seq, self._truncate_locked(verdict.seq, rollback_reason(verdict, head)))
+            joined = self._log.extend(self._log.joining(verdict, entries, now))
             if adopt:
                 self._log_id = log_id
             self._keys.expire(now)
             self._keys.note(joined)
             stored = self._log.contiguous_seq
-        if joined:
+        if removed is not None:
+            log_rollback(removed[0], removed[1], "in memory")
+        if joined or removed is not None:
             self._publish(stored, listener=False)  # followers wake on it
         return stored
 
@@ -302,17 +325,20 @@ class MemoryStore:
 
     def truncate_after(self, seq: int, reason: str) -> int:
         with self._lock:
-            top = self._log.contiguous_seq
-            if seq >= top:
-                return 0
-            removed = self._log.read(seq + 1, top - seq)
-            now = self._clock()
-            self.rolled_back.extend((e, now, reason) for e in removed)
-            self._log.truncate_after(seq)
-            self._keys.forget_after(seq)
-        log.warning(
-            "rolled back seqs=%d..%d count=%d reason=%s (in memory)", seq + 1, top, len(removed), reason
-        )
+            count = self._truncate_locked(seq, reason)
+        if count:
+            log_rollback(seq, count, f"{reason} (in memory)")
+        return count
+
+    def _truncate_locked(self, seq: int, reason: str) -> int:
+        top = self._log.contiguous_seq
+        if seq >= top:
+            return 0
+        removed = self._log.read(seq + 1, top - seq)
+        now = self._clock()
+        self.rolled_back.extend((e, now, reason) for e in removed)
+        self._log.truncate_after(seq)
+        self._keys.forget_after(seq)  # their keys leave the dedup window: a retry stores them again
         return len(removed)
 
     def read(self, from_seq: int, max_count: int, max_bytes: int = 1 << 62) -> list[Entry]:

@@ -126,9 +126,13 @@ def secondary_app(
     stats: ReceiveStats | None = None,
     admit: Callable[[], None] | None = None,
     followers: Followers | None = None,
+    *,
+    rollback: bool = False,
 ) -> bottle.Bottle:
     """`admit` (cluster mode) runs before a batch is read: it raises to refuse the caller (a master
-    of a stale epoch); None in static mode, which follows whoever replicates to it."""
+    of a stale epoch); None in static mode, which follows whoever replicates to it. `rollback`
+    (cluster mode): a batch of an admitted master whose log diverged from this one moves this
+    log's differing suffix into the rollback file (`Store.apply`); static mode refuses it (409)."""
     app = JsonBottle()
     log = node_logger(__name__, config.name)
     stats = stats if stats is not None else ReceiveStats()
@@ -144,7 +148,8 @@ def secondary_app(
         if delay_s > 0:
             stopping.wait(delay_s)  # injected delay; ends early only on shutdown
         before = store.stored_seq
-        acked = store.apply(batch.log_id, batch.entries, batch.head)  # 409 log_mismatch: nothing changed
+        # 409 log_mismatch: nothing changed
+        acked = store.apply(batch.log_id, batch.entries, batch.head, rollback=rollback)
         duplicates = sum(1 for e in batch.entries if e.seq <= before)
         stats.count(len(batch.entries), duplicates, bottle.request.environ.get("REMOTE_ADDR", ""))
         if batch.entries:
