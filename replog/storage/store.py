@@ -294,13 +294,14 @@ class MemoryStore:
     def apply(
         self, log_id: str, entries: Sequence[Entry], head: BatchHead | None = None, *, rollback: bool = False
     ) -> int:
-        removed: tuple[int, int] | None = None
+        removed: tuple[int, int, str] | None = None
         with self._lock:
             adopt = check_log_id(self._log_id, log_id)
             now = self._clock()
             verdict = self._log.decide(head, entries, rollback=rollback)  # a refusal changes nothing
             if isinstance(verdict, TruncateAfter):
-                removed = (verdict.seq, self._truncate_locked(verdict.seq, rollback_reason(verdict, head)))
+                reason = rollback_reason(verdict, head)
+                removed = (verdict.seq, self._truncate_locked(verdict.seq, reason), reason)
             joined = self._log.extend(self._log.joining(verdict, entries, now))
             if adopt:
                 self._log_id = log_id
@@ -308,7 +309,7 @@ class MemoryStore:
             self._keys.note(joined)
             stored = self._log.contiguous_seq
         if removed is not None:
-            log_rollback(removed[0], removed[1], "in memory")
+            log_rollback(removed[0], removed[1], f"{removed[2]} (in memory)")
         if joined or removed is not None:
             self._publish(stored, listener=False)  # followers wake on it
         return stored

@@ -16,6 +16,7 @@ from replog.core.matching import (
     Refuse,
     TruncateAfter,
     check_batch,
+    cluster_mode,
     crc_of,
     next_candidate,
     static_mode,
@@ -70,6 +71,21 @@ def test_a_differing_held_entry_means_truncate_in_cluster_mode_and_refuse_in_sta
     assert isinstance(refusal, Refuse) and refusal.reason is Reason.CONTENT
     assert "seq 3 is held (epoch 2)" in refusal.detail
     assert static_mode(Attach(1), held) == Attach(1)
+
+
+def test_cluster_mode_rolls_back_only_entries_of_epochs_below_the_senders() -> None:
+    head = BatchHead(3, 1, 1, crc_of("a"))
+    verdict = check_batch(head, prints(HELD[1], Entry(3, "other", epoch=3)), 3, held)
+    assert cluster_mode(verdict, head, last_epoch=2) == TruncateAfter(2, 1)  # held epoch 2 < 3
+    # A log holding entries of the sender's own epoch (or later) never lost them to that sender: a
+    # difference there is a damaged or foreign log, refused as in static mode.
+    for last_epoch in (3, 4):
+        refusal = cluster_mode(verdict, head, last_epoch)
+        assert isinstance(refusal, Refuse) and refusal.reason is Reason.CONTENT
+        assert "refusing to roll them back" in refusal.detail
+    assert cluster_mode(Attach(2), head, last_epoch=5) == Attach(2)
+    gap = Refuse(Reason.GAP, "x")
+    assert cluster_mode(gap, head, last_epoch=1) is gap
 
 
 def test_entries_must_run_contiguously_from_prev() -> None:

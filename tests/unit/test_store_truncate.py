@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from replog.core import records
-from replog.core.entry import NewEntry
+from replog.core.entry import Kind, NewEntry
 from replog.core.epochs import Position
-from replog.core.errors import StorageUnavailable, WritesInFlight
+from replog.core.errors import LogMismatch, StorageUnavailable, WritesInFlight
+from replog.core.matching import BatchHead, crc_of
 from replog.core.wire import Entry
 from replog.storage.rollback import RollbackFile
 from replog.storage.store import MemoryStore
@@ -96,6 +97,41 @@ def test_a_secondary_truncates_a_diverged_suffix_and_applies_the_masters(make_st
     assert (store.rolled_back_entries, store.bounds()) == (1, [(1, 1), (3, 3)])
     if isinstance(store, MemoryStore):
         assert store.rolled_back == [(Entry(3, "c", 42.0, 2), 42.0, "log matching")]
+
+
+def test_cluster_mode_apply_rolls_a_diverged_suffix_back_then_appends(
+    make_store: MakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = make_store(None)
+    store.apply("L1", [Entry(1, "a"), Entry(2, "b", epoch=2, key="k-b"), Entry(3, "c", epoch=2)])
+    assert store.keys_held == 1
+    head = BatchHead(3, 1, 1, crc_of("a"))  # the master of epoch 3: seq 2 on is an epoch-3 record
+    batch = [Entry(2, "", epoch=3, kind=Kind.EPOCH_START), Entry(3, "d", epoch=3)]
+    with pytest.raises(LogMismatch):  # static mode: refused, nothing changed
+        store.apply("L1", batch, head)
+    assert (messages(store), store.rolled_back_entries) == (["a", "b", "c"], 0)
+    with caplog.at_level(logging.WARNING):
+        assert store.apply("L1", batch, head, rollback=True) == 3
+    assert (messages(store), store.rolled_back_entries) == (["a", "", "d"], 2)
+    assert store.last_position() == Position(3, 3)
+    assert "rolled back seqs=2..3 count=2 reason=diverged from the master of epoch 3 at seq 2" in caplog.text
+    assert store.keys_held == 0  # a rolled-back key leaves the dedup window: a retry stores it again
+    if isinstance(store, MemoryStore):
+        assert [e.message for e, _, _ in store.rolled_back] == ["b", "c"]
+    else:
+        assert [line["message"] for line in rollback_lines(store.data_dir)] == ["b", "c"]  # type: ignore[attr-defined]
+    # A repeat of the same batch is a duplicate now; nothing more is rolled back.
+    assert store.apply("L1", batch, head, rollback=True) == 3
+    assert store.rolled_back_entries == 2
+
+
+def test_cluster_mode_never_rolls_back_entries_of_the_senders_own_epoch(make_store: MakeStore) -> None:
+    store = make_store(None)
+    store.apply("L1", [Entry(1, "a"), Entry(2, "b", epoch=3)])
+    head = BatchHead(3, 1, 1, crc_of("a"))
+    with pytest.raises(LogMismatch, match="refusing to roll them back"):
+        store.apply("L1", [Entry(2, "other", epoch=3)], head, rollback=True)
+    assert (messages(store), store.rolled_back_entries) == (["a", "b"], 0)
 
 
 def test_entries_still_being_written_are_not_truncated(open_store: Opener) -> None:
