@@ -6,8 +6,9 @@ block; starting and stopping actors does, so each change is a job on the switch'
 
 - Winning epoch E: the epoch-start control record is appended first (fenced to E: if the node
   moved on meanwhile, nothing is written and nothing starts), then a role whose transports carry
-  E, report answered sends to the role's lease and a newer epoch to the election, and count a
-  member's ack only as far as this role's batches proved it (`net.fenced`).
+  E and report answered sends to the role's lease and a newer epoch to the election
+  (`net.fenced`); its links count a member's ack only as far as their batches proved it by log
+  matching (`core.replication`), all in this role's epoch.
 - Stepping down: the role is marked deposed (its waiting writers hear `master_changed`) and
   stopped, the store's listeners taken back.
 - Every (epoch, role, master) change is one fsynced line of roles.jsonl, written on this thread only.
@@ -29,7 +30,7 @@ from replog.core.errors import ReplogError
 from replog.logs import node_logger
 from replog.master_role import LeasedView, MasterRole
 from replog.metrics import NodeMetrics
-from replog.net.fenced import FencedTransport, Lease, Verified
+from replog.net.fenced import FencedTransport, Lease
 from replog.net.metered import metered
 from replog.net.transport import Transport
 from replog.storage.roles import RoleLog
@@ -96,11 +97,10 @@ class RoleSwitch:
             self._log.warning("cannot start master role epoch=%d error=%s", epoch, exc)
             return
         lease = Lease(self._election, self._clock)
-        verified = {url: Verified() for url in self._config.others}  # per member: link and heartbeat
 
         def make(url: str) -> Transport:
             inner = self._transports(url, epoch)
-            return FencedTransport(inner, url, lease, self._clock, self._saw_epoch, verified[url])
+            return FencedTransport(inner, url, lease, self._clock, self._saw_epoch)
 
         transports = metered(make, self._metrics, self._acked_seq_dropped)
         role = MasterRole(

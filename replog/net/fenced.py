@@ -13,10 +13,8 @@ lease is read by request threads (through the quorum view). One small lock, neve
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 
 from replog.core.election import ElectionConfig, lease_deadline
 from replog.core.entry import Entry
@@ -47,45 +45,14 @@ class Lease:
         return deadline is not None and self._clock() < deadline
 
 
-class Verified:
-    """How far one member's log is known to be this master's, in this term (interim log matching).
-
-    A secondary's acked seq alone proves nothing after a failover: a node that was master before
-    may hold entries of its own at those seqs. A secondary applies a batch only if every entry it
-    already holds at the batch's seqs is the same (same epoch and message, else 409
-    `log_conflict`), so an applied batch proves its own seqs; a prefix is proven once the batches
-    that proved it run contiguously from seq 1 in this term. Only that proven seq is reported to the
-    link and the gate, so an ack never counts for an entry the member may hold differently. The cost:
-    the first batches of a term resend what a member already holds. The log-matching work (issue 11
-    C7/C8: batches carrying the previous (seq, epoch), diverged suffixes rolled back) replaces this."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.seq = 0
-
-    def batch_applied(self, first_seq: int, count: int, acked: int) -> int:
-        with self._lock:
-            last = first_seq + count - 1
-            if count and first_seq - 1 <= self.seq and acked >= last:
-                self.seq = max(self.seq, last)
-            self.seq = min(self.seq, acked)  # a member that lost entries proves less
-            return self.seq
-
-    def answered(self, acked: int) -> int:
-        with self._lock:
-            self.seq = min(self.seq, acked)
-            return self.seq
-
-
-def batch_span(body: bytes) -> tuple[int, int]:
-    """(first_seq, entry count) of an encoded batch (`core.wire.encode_batch`'s compact form)."""
-    batch = json.loads(body)
-    return int(batch["first_seq"]), len(batch["messages"])
-
-
 class FencedTransport:
-    """A secondary's transport that reports answers to the lease, newer epochs to `on_epoch`, and
-    only the acked seq `verified` proves (shared by the member's link and heartbeat transports)."""
+    """A secondary's transport that reports answers to the lease and newer epochs to `on_epoch`.
+
+    Acks pass through as the secondary answered them: what counts toward w is decided by the
+    link's `core.replication.LinkState`, which caps an ack at what its batch proved by log
+    matching. (An interim `Verified` layer here capped acks at batches proven contiguously from
+    seq 1 in the term, resending a member's whole log after each failover; log matching replaced
+    it: a role's links, gate and acks are all of its own epoch.)"""
 
     def __init__(
         self,
@@ -94,14 +61,11 @@ class FencedTransport:
         lease: Lease,
         clock: Callable[[], float],
         on_epoch: Callable[[int], None],
-        verified: Verified | None = None,
     ) -> None:
         self._inner, self._member, self._lease = inner, member, lease
         self._clock, self._on_epoch = clock, on_epoch
-        self._verified = verified if verified is not None else Verified()
 
     def replicate(self, body: bytes) -> int:
-        first_seq, count = batch_span(body)
         sent_at = self._clock()
         try:
             acked = self._inner.replicate(body)
@@ -109,7 +73,7 @@ class FencedTransport:
             self._refused(exc)
             raise
         self._lease.answered(self._member, sent_at)
-        return self._verified.batch_applied(first_seq, count, acked)
+        return acked
 
     def probe(self) -> ProbeResult:
         sent_at = self._clock()
@@ -119,7 +83,7 @@ class FencedTransport:
             self._refused(exc)
             raise
         self._lease.answered(self._member, sent_at)
-        return replace(result, acked_seq=self._verified.answered(result.acked_seq))
+        return result
 
     def fetch_entries(self, from_seq: int, limit: int) -> list[Entry]:
         """Reads a peer's entries (a master behind its secondaries); no lease or epoch news in it."""

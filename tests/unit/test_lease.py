@@ -9,7 +9,7 @@ from replog.core.election import ElectionConfig
 from replog.core.entry import Entry
 from replog.core.matching import BatchHead, crc_of
 from replog.master_role import LeasedView
-from replog.net.fenced import FencedTransport, Lease, Verified
+from replog.net.fenced import FencedTransport, Lease
 from replog.net.transport import ProbeResult, TransportError
 
 CONFIG = ElectionConfig("a", ("a", "b", "c"), True, 1.0, 2.0)
@@ -85,14 +85,3 @@ def test_answers_feed_the_lease_and_a_stale_epoch_refusal_reports_the_newer_epoc
         refused.probe()
     assert seen == [9, 9]
     assert lease.deadline() == pytest.approx(101.2)  # a refusal is not an answer
-
-
-def test_only_batches_proven_contiguously_from_seq_1_count_as_acked() -> None:
-    verified = Verified()
-    # A handshake proves nothing: the member may hold another master's entries at its acked seqs.
-    assert verified.batch_applied(1, 0, 10) == 0
-    assert verified.batch_applied(1, 4, 10) == 4  # entries 1..4 were checked as ours
-    assert verified.batch_applied(8, 3, 10) == 4  # 5..7 unproven: 8..10 do not extend the prefix
-    assert verified.batch_applied(5, 3, 10) == 7
-    assert verified.answered(12) == 7  # a probe never proves more
-    assert verified.answered(3) == 3  # the member lost entries: less is proven
