@@ -121,6 +121,7 @@ class LinkState:
     handshake: bool = False  # whether the batch in flight is an empty handshake
     answer_claimed_more: bool = False  # the last answer said more than its batch proved
     disproved_claim: int | None = None  # a claim the master could not learn from (see `disproved`)
+    refuted_claim: int | None = None  # a claim a refusal showed differs from our log: not checked again
     pending_wait: Wait | None = None  # the wait the next decide hands out
 
     @property
@@ -152,9 +153,15 @@ class LinkState:
         if self.behind is not None:
             return IDLE  # it holds all we have and more: we learn from it, never overwrite it
         claimed_here = min(claimed, stored_seq)
-        if self.known and self.answer_claimed_more and self.acked_seq < claimed_here:
+        if (
+            self.known
+            and self.answer_claimed_more
+            and self.acked_seq < claimed_here
+            and claimed != self.refuted_claim
+        ):
             # It holds more than the last answer proved (and no more than we hold): check there,
-            # rather than resend what it holds.
+            # rather than resend what it holds. Not if a refusal already showed that what it holds
+            # there differs from ours (cluster mode: our batch makes it roll that suffix back).
             self.known, self.guess = False, claimed_here
         self.answer_claimed_more = False
         if not self.known:
@@ -188,6 +195,8 @@ class LinkState:
         self.fresh_after = max(self.fresh_after, answered_at)
         self.acked_seq = min(acked_seq, self.batch_to)
         self.answer_claimed_more = acked_seq > self.batch_to
+        if not self.answer_claimed_more:
+            self.refuted_claim = None
         self.reported_seq, self.known, self.log_accepted, self.verified = acked_seq, True, True, True
         self.guess, self.rounds = None, 0
         if self.disproved_claim is None or acked_seq != self.disproved_claim:
@@ -209,6 +218,7 @@ class LinkState:
             candidate = f"no match point found in {MAX_SEARCH_ROUNDS} round trips"
         self.fresh_after = max(self.fresh_after, answered_at)
         self.reported_seq, self.known = refusal.last_seq, False
+        self.refuted_claim = refusal.last_seq
         before = self.acked_seq
         if isinstance(candidate, str):
             self.conflict, self.verified, self.acked_seq, self.behind = candidate, False, 0, None

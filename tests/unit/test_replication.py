@@ -392,6 +392,22 @@ def test_an_answer_that_claims_more_than_its_handshake_proved_is_checked_there_n
     assert state.decide(9) is IDLE and state.resent == 0
 
 
+def test_a_claim_refused_where_it_was_checked_is_not_checked_again_but_overwritten() -> None:
+    """Cluster mode: an old master back with entries of its own at 3..5 (epoch 1) claims 5; ours
+    hold our epoch start at 3 (epoch 2). The check at our seq 3 is refused, the search finds 2, and
+    the handshake there says 5 again: the next batch must carry our 3.. (which the secondary rolls
+    back for), not check the refuted claim forever (seen looping before the fix)."""
+    ours = EpochIndex([(1, 1), (2, 3)])
+    state = new()
+    handshake_at(state, 3, 3)
+    state.refused(Mismatch(Reason.EPOCH, 5, 1, ((1, 1),)), ours, 3)
+    handshake_at(state, 3, 2)
+    assert state.sent(5) == 2, "only what the handshake proved counts"
+    assert state.decide(3) == Send(3, handshake=False)
+    state.dispatched(3)
+    assert state.sent(3) == 3 and state.counted
+
+
 def test_a_claim_the_master_could_not_learn_from_is_a_conflict_until_the_claim_changes() -> None:
     state = new()
     handshake_at(state, 5, 5)
