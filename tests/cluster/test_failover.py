@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from replog.client import ReplogClient, ReplogHTTPError, poll_until
 from replog.testing.cluster import LocalCluster
@@ -161,3 +162,42 @@ def test_majority_writes_acknowledged_across_a_kill_9_failover_are_all_kept_in_o
     final = poll_until(converged, 20, 0.05, "survivors converged")
     missing = set(acked) - set(final)
     assert not missing, f"acknowledged with w=majority but lost: {sorted(missing)[:10]}"
+
+
+def test_a_master_killed_with_an_unreplicated_w1_write_rolls_it_back_when_it_returns(
+    cluster: LocalCluster,
+) -> None:
+    """Issue 12 item 4 with processes: the master takes a w=1 write that no other node ever gets
+    (both secondaries killed a moment before; its lease still runs), then is killed -9. The others
+    elect a master and write; the old master, restarted, moves its write into rollback.jsonl
+    (counted in /health) and ends with the same log as the others."""
+    first = cluster.current_master()
+    url = cluster.nodes[first].url
+    ReplogClient(url).append("before", "majority")
+    others = [n for n in cluster.nodes if n != first]
+    for name in others:
+        cluster.kill(name)
+    lost = requests.post(url + "/messages", json={"message": "lost", "w": 1}, timeout=5)
+    assert lost.status_code == 201, lost.text  # the price of w=1: held by the master alone
+    cluster.kill(first)
+    cluster.start(*others)
+    second = cluster.current_master(30, exclude=(first,))
+    assert ReplogClient(cluster.nodes[second].url).append("after", "majority")["acks"] >= 2
+    cluster.start(first)
+
+    def entries(name: str) -> list[tuple[int, int, str]]:
+        body = requests.get(cluster.nodes[name].url + "/entries", timeout=5).json()["entries"]
+        return [(e["seq"], e["epoch"], e["message"]) for e in body]
+
+    def identical() -> bool:
+        logs = [entries(name) for name in cluster.nodes]
+        return all(log == logs[0] for log in logs)
+
+    poll_until(identical, 20, 0.05, "all logs identical")
+    assert ReplogClient(url).messages() == ["before", "after"]
+    back = health(cluster, first)
+    assert back["role"] == "secondary" and back["rolled_back_entries"] == 1
+    path = cluster.nodes[first].spec.data_dir / "rollback.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["message"] for line in lines] == ["lost"]
+    assert "rolled back seqs=" in cluster.log_text(first)
