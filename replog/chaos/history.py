@@ -57,6 +57,7 @@ class OpEvent:
     status: int | None = None
     acks: int | None = None
     op: str = "append"
+    node: str | None = None  # cluster mode: the node whose answer this is (after following a 421)
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,12 @@ class FinalEntry:
     seq: int
     message: str
     stored_at: float
+    epoch: int = 1
+    kind: str = "message"  # cluster mode also has control records ("epoch_start"), never messages
+
+    @property
+    def is_message(self) -> bool:
+        return self.kind == "message"
 
 
 FinalState: TypeAlias = Mapping[str, tuple[FinalEntry, ...]]
@@ -132,6 +139,7 @@ def event_from_dict(raw: Mapping[str, Any]) -> Event:
         seq=_opt_int(raw.get("seq")),
         status=_opt_int(raw.get("status")),
         acks=_opt_int(raw.get("acks")),
+        node=None if raw.get("node") is None else str(raw["node"]),
     )
 
 
@@ -164,6 +172,7 @@ def event_to_dict(event: Event) -> dict[str, Any]:
         "seq": event.seq,
         "status": event.status,
         "acks": event.acks,
+        **({"node": event.node} if event.node is not None else {}),
     }
 
 
@@ -192,6 +201,8 @@ def final_from_dict(
                 seq=int(e["seq"]),
                 message=str(e["message"]),
                 stored_at=float(e["stored_at"]),
+                epoch=int(e.get("epoch", 1)),
+                kind=str(e.get("kind", "message")),
             )
             for e in entries
         )
@@ -201,6 +212,9 @@ def final_from_dict(
 
 def dump_final(final: FinalState) -> dict[str, list[dict[str, Any]]]:
     return {
-        node: [{"seq": e.seq, "message": e.message, "stored_at": e.stored_at} for e in entries]
+        node: [
+            {"seq": e.seq, "message": e.message, "stored_at": e.stored_at, "epoch": e.epoch, "kind": e.kind}
+            for e in entries
+        ]
         for node, entries in final.items()
     }
