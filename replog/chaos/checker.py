@@ -23,6 +23,7 @@ from replog.chaos.history import (
     HealthEvent,
     OpEvent,
     OpType,
+    ReadEvent,
 )
 
 __all__ = ["Anomaly", "AnomalyReport", "CheckerConfig", "Counts", "Verdict", "check"]
@@ -54,6 +55,7 @@ class Counts:
     health_observations: int
     read_only_observations: int
     faults: int
+    reads: int = 0  # readers' pages (cluster mode)
     ok_by_w: Mapping[int, int] = field(default_factory=dict)
     node_entries: Mapping[str, int] = field(default_factory=dict)
 
@@ -226,11 +228,14 @@ def check(
     op_events: list[OpEvent] = []
     health: list[HealthEvent] = []
     faults = 0
+    reads: list[ReadEvent] = []
     for event in events:
         if isinstance(event, OpEvent):
             op_events.append(event)
         elif isinstance(event, HealthEvent):
             health.append(event)
+        elif isinstance(event, ReadEvent):
+            reads.append(event)
         elif isinstance(event, FaultEvent) and event.phase is FaultPhase.START:
             faults += 1
     health.sort(key=lambda h: h.time)
@@ -253,6 +258,9 @@ def check(
         )  # fmt: skip
         cluster_counts = check_cluster(ops, final, messages, cfg.master, cluster, found)
     _check_write_concern(ops, final, cfg.clock_tolerance_s, found)
+    for read in reads:
+        if read.problem is not None:
+            found.add(Anomaly.BAD_READ, f"{read.node} from seq {read.from_seq}: {read.problem}")
     _check_read_only(ops, health, cfg.read_only_max_gap_s, found)
 
     stored = {e.message for entries in messages.values() for e in entries}
@@ -269,6 +277,7 @@ def check(
         health_observations=len(health),
         read_only_observations=sum(1 for h in health if h.read_only),
         faults=faults,
+        reads=len(reads),
         ok_by_w=dict(sorted(Counter(op.w for op in ops.values() if op.outcome is OpType.OK).items())),
         node_entries={node: len(entries) for node, entries in messages.items()},
     )

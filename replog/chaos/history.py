@@ -22,6 +22,7 @@ __all__ = [
     "HealthEvent",
     "OpEvent",
     "OpType",
+    "ReadEvent",
     "dump_final",
     "event_from_dict",
     "event_to_dict",
@@ -87,7 +88,19 @@ class FaultEvent:
     phase: FaultPhase
 
 
-Event: TypeAlias = OpEvent | HealthEvent | FaultEvent
+@dataclass(frozen=True)
+class ReadEvent:
+    """A reader's page of `/entries` from one node (cluster mode): where it started, how many
+    entries, and what was wrong with it (None: well formed)."""
+
+    time: float
+    node: str
+    from_seq: int
+    count: int
+    problem: str | None = None
+
+
+Event: TypeAlias = OpEvent | HealthEvent | FaultEvent | ReadEvent
 
 
 @dataclass(frozen=True)
@@ -122,6 +135,15 @@ def event_from_dict(raw: Mapping[str, Any]) -> Event:
             read_only=bool(raw["read_only"]),
             sent=None if sent is None else float(sent),
         )
+    if kind == "read":
+        problem = raw.get("problem")
+        return ReadEvent(
+            time=float(raw["time"]),
+            node=str(raw["node"]),
+            from_seq=int(raw["from_seq"]),
+            count=int(raw["count"]),
+            problem=None if problem is None else str(problem),
+        )
     if kind == "fault":
         return FaultEvent(
             time=float(raw["time"]),
@@ -154,6 +176,15 @@ def event_to_dict(event: Event) -> dict[str, Any]:
         if event.sent is not None:
             out["sent"] = event.sent
         return out
+    if isinstance(event, ReadEvent):
+        return {
+            "type": "read",
+            "time": event.time,
+            "node": event.node,
+            "from_seq": event.from_seq,
+            "count": event.count,
+            "problem": event.problem,
+        }
     if isinstance(event, FaultEvent):
         return {
             "type": "fault",

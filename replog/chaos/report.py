@@ -39,6 +39,7 @@ def verdict_to_dict(verdict: Verdict) -> dict[str, Any]:
             "health_observations": c.health_observations,
             "read_only_observations": c.read_only_observations,
             "faults": c.faults,
+            "reads": c.reads,
             "ok_by_w": {str(w): n for w, n in c.ok_by_w.items()},
             "node_entries": dict(c.node_entries),
         },
@@ -69,6 +70,7 @@ def render_summary(verdict: Verdict, examples_per_kind: int = 3) -> str:
             f"{c.health_observations} ({c.read_only_observations} read-only)",
         ),
         ("faults injected", str(c.faults)),
+        ("reads", str(c.reads)),
         ("final entries", nodes),
     ]
     if (k := verdict.cluster) is not None:

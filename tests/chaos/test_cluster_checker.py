@@ -24,6 +24,7 @@ from replog.chaos.history import (
     FinalEntry,
     OpEvent,
     OpType,
+    ReadEvent,
     dump_final,
     event_from_dict,
     event_to_dict,
@@ -212,3 +213,14 @@ def test_cluster_fields_round_trip_through_json() -> None:
     )
     line = {"seq": 4, "epoch": 2, "kind": "message", "key": None, "message": "x", "removed_at": 2.0}
     assert rolled_back_from_dict(line) == RolledBack(4, 2, "message", "x")
+
+
+def test_a_readers_page_with_a_value_twice_is_a_bad_read() -> None:
+    s = story()
+    s.events.append(ReadEvent(T0 + 11, "c", 1, 5, None))
+    assert s.verdict().ok
+    s.events.append(ReadEvent(T0 + 12, "c", 1, 5, "values twice in one read: ['p0-1']"))
+    verdict = s.verdict()
+    assert verdict.failed_kinds() == {Anomaly.BAD_READ}
+    assert verdict.counts.reads == 2
+    assert event_from_dict(event_to_dict(s.events[-1])) == s.events[-1]
