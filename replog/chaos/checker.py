@@ -144,7 +144,7 @@ def _check_order(
             elif master_at[entry.seq] != entry.message:
                 found.add(
                     Anomaly.REORDERED,
-                    f"{node}: seq {entry.seq} holds {entry.message!r}, master holds {master_at[entry.seq]!r}",
+                    f"{node}: seq {entry.seq} holds {entry.message!r}, {master} holds {master_at[entry.seq]!r}",
                 )
     for op in ops.values():
         if op.seq is None or not binding(op) or op.seq not in master_at:
@@ -152,7 +152,7 @@ def _check_order(
         if master_at[op.seq] != op.value:
             found.add(
                 Anomaly.REORDERED,
-                f"{op.value!r} was given seq {op.seq} but the master holds {master_at[op.seq]!r} there",
+                f"{op.value!r} was given seq {op.seq} but {master} holds {master_at[op.seq]!r} there",
             )
 
 
