@@ -144,7 +144,8 @@ def _check_order(
             elif master_at[entry.seq] != entry.message:
                 found.add(
                     Anomaly.REORDERED,
-                    f"{node}: seq {entry.seq} holds {entry.message!r}, {master} holds {master_at[entry.seq]!r}",
+                    f"{node}: seq {entry.seq} holds {entry.message!r}, "
+                    f"{master} holds {master_at[entry.seq]!r}",
                 )
     for op in ops.values():
         if op.seq is None or not binding(op) or op.seq not in master_at:
