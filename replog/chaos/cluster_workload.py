@@ -2,10 +2,11 @@
 
 A writer sends each append to the node that answered its last one (any node at first, or after an
 error), and `ReplogClient` follows a 421 to the master it names. Outcomes are classified by what
-they prove: a 201 is an ok, with the node that answered it; a 421 (after following), `read_only`
-or `overloaded` stored nothing (fail); anything else may have landed (timeout, with the seq when
-the answer names one: a 504, or 503 `master_changed`). The client takes no idempotency key yet,
-so an outcome-unknown write is never retried (a retry could store it twice): it stays unknown.
+they prove: a 201 is an ok, with the node that answered it; a 421 (after following), `read_only`,
+`overloaded` or a refused connection stored nothing (fail); anything else may have landed
+(timeout, with the seq when the answer names one: a 504, or 503 `master_changed`). The client
+takes no idempotency key yet, so an outcome-unknown write is never retried (a retry could store
+it twice): it stays unknown.
 """
 
 from __future__ import annotations
@@ -20,13 +21,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from urllib3.exceptions import NewConnectionError
 
 from replog.chaos.history import OpEvent, OpType, ReadEvent
 from replog.chaos.workload import Recorder
 from replog.client import ReplogClient, ReplogHTTPError
 from replog.core.errors import Overloaded, ReadOnly
 
-__all__ = ["AnsweringClient", "ClusterReader", "ClusterWriter", "ClusterWriterConfig", "classify_error"]
+__all__ = [
+    "AnsweringClient",
+    "ClusterReader",
+    "ClusterWriter",
+    "ClusterWriterConfig",
+    "classify_error",
+    "never_sent",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +60,15 @@ class AnsweringClient(ReplogClient):
 
 def _opt_int(raw: object) -> int | None:
     return raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+
+
+def never_sent(error: requests.RequestException) -> bool:
+    """Whether the request certainly never reached a node: the connection itself was refused or
+    timed out (a dead or cut node). A reset or a read timeout after connecting may have landed."""
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(reason, NewConnectionError)
 
 
 def classify_error(error: ReplogHTTPError) -> tuple[OpType, int | None]:
@@ -134,7 +152,8 @@ class ClusterWriter(threading.Thread):
             log.debug("append refused value=%s status=%d error=%s", value, exc.status, exc.code)
             return False
         except requests.RequestException as exc:
-            record(OpEvent(OpType.TIMEOUT, self.process, value, w, time.time()))
+            outcome = OpType.FAIL if never_sent(exc) else OpType.TIMEOUT
+            record(OpEvent(outcome, self.process, value, w, time.time()))
             log.debug("append indeterminate value=%s error=%s", value, type(exc).__name__)
             return False
         done = time.time()

@@ -6,11 +6,13 @@ import itertools
 import random
 
 import pytest
+import requests
 
 from replog.chaos.cluster_faults import ClusterFaultKind, make_cluster_schedule
-from replog.chaos.cluster_workload import classify_error
+from replog.chaos.cluster_workload import classify_error, never_sent
 from replog.chaos.history import OpType
 from replog.client import ReplogHTTPError
+from replog.testing.process import free_port
 
 ELECTION_MAX_S, LEASE_S = 3.0, 1.5
 
@@ -57,3 +59,14 @@ def test_a_refusal_is_a_failure_only_when_nothing_was_stored(
     status: int, body: dict[str, object], outcome: OpType, seq: int | None
 ) -> None:
     assert classify_error(ReplogHTTPError(status, body, {})) == (outcome, seq)
+
+
+def test_a_refused_connection_was_never_sent_but_a_read_timeout_may_have_landed() -> None:
+    with requests.Session() as session:
+        session.trust_env = False
+        with pytest.raises(requests.RequestException) as refused:
+            session.post(f"http://127.0.0.1:{free_port()}/messages", json={}, timeout=2)
+    assert never_sent(refused.value)
+    assert never_sent(requests.ConnectTimeout())
+    assert not never_sent(requests.ReadTimeout())
+    assert not never_sent(requests.ConnectionError("Connection reset by peer"))
