@@ -106,9 +106,12 @@ def _read_log(url: str) -> tuple[FinalEntry, ...]:
     client = ReplogClient(url, request_timeout_s=10.0)
     try:
         while True:  # bounded: every page moves past the last seq read
-            page = client.entries(entries[-1].seq + 1 if entries else 1, PAGE)
+            next_seq = entries[-1].seq + 1 if entries else 1
+            page = client.entries(next_seq, PAGE)
             if not page:
                 return tuple(entries)
+            if int(page[0]["seq"]) < next_seq:
+                raise ValueError(f"{url}/entries answered seq {page[0]['seq']} for from_seq={next_seq}")
             entries.extend(
                 FinalEntry(
                     int(e["seq"]),
