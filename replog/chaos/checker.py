@@ -257,7 +257,9 @@ def check(
             ops, final, cfg.master, found,
             lambda op: (op.outcome is OpType.OK and op.w >= majority) or op.value in present,
         )  # fmt: skip
-        cluster_counts = check_cluster(ops, final, messages, cfg.master, cluster, found)
+        cluster_counts = check_cluster(
+            ops, final, messages, cfg.master, cluster, found, cfg.clock_tolerance_s
+        )
     _check_write_concern(ops, final, cfg.clock_tolerance_s, found)
     for read in reads:
         if read.problem is not None:

@@ -13,13 +13,16 @@ and `rollback.jsonl` (every entry it removed because it diverged from a master's
   master in an epoch and the masters the others followed in it name one node (TWO_MASTERS);
 - no 201 from a node for an epoch in which it was not master (ACK_FROM_NON_MASTER): the epoch is
   the acknowledged entry's own, read from the final log (or the rollback file), and the answering
-  node is recorded by the writer.
+  node is recorded by the writer;
+- no 201 for an entry of an epoch that a newer master had ended before the request was sent
+  (ACK_AFTER_NEWER_MASTER): a zombie master's lease runs out before anyone else can be elected.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,22 +162,50 @@ def _check_one_master(evidence: ClusterEvidence, found: Findings) -> None:
             found.add(Anomaly.TWO_MASTERS, f"epoch {epoch} had masters {sorted(urls)}")
 
 
-def _check_ack_epochs(
-    ops: Mapping[str, Op], final: FinalState, reference: str, evidence: ClusterEvidence, found: Findings
+def _newer_master_since(evidence: ClusterEvidence) -> Callable[[int], float | None]:
+    """epoch -> the earliest time a node recorded itself master of a newer epoch (None: never)."""
+    first: dict[int, float] = {}
+    for records in evidence.roles.values():
+        for record in records:
+            if record.role == "master":
+                first[record.epoch] = min(record.time, first.get(record.epoch, record.time))
+    epochs = sorted(first)
+    since: list[float] = []  # since[i]: the earliest master time of epochs[i:] (suffix minimum)
+    for epoch in reversed(epochs):
+        since.insert(0, min(first[epoch], since[0]) if since else first[epoch])
+
+    def newer(epoch: int) -> float | None:
+        i = bisect.bisect_right(epochs, epoch)
+        return since[i] if i < len(epochs) else None
+
+    return newer
+
+
+def _check_acks(
+    ops: Mapping[str, Op],
+    final: FinalState,
+    reference: str,
+    evidence: ClusterEvidence,
+    tolerance_s: float,
+    found: Findings,
 ) -> int:
-    """Each 201's entry epoch against its answering node's role history; returns how many it could
-    check (an ack whose node or entry is unknown proves nothing either way)."""
+    """Each 201 against the role histories, by its entry's own epoch (from the final log, or the
+    rollback file): its answering node was master in that epoch (ACK_FROM_NON_MASTER), and no
+    master of a newer epoch existed before the request was even sent (ACK_AFTER_NEWER_MASTER: a
+    zombie master acknowledging after its lease ran out). Returns how many 201s it could place (an
+    ack whose entry is unknown proves nothing either way)."""
     was_master = {
         (node, record.epoch)
         for node, records in evidence.roles.items()
         for record in records
         if record.role == "master"
     }
+    newer_since = _newer_master_since(evidence)
     at = {e.seq: e for e in final.get(reference, ())}
     rolled = _rolled_back_messages(evidence)
     checked = 0
     for op in ops.values():
-        if op.outcome is not OpType.OK or op.node is None or op.seq is None:
+        if op.outcome is not OpType.OK or op.seq is None:
             continue
         entry = at.get(op.seq)
         if entry is not None and entry.message == op.value and entry.is_message:
@@ -184,11 +215,18 @@ def _check_ack_epochs(
         else:
             continue
         checked += 1
-        if (op.node, epoch) not in was_master:
+        if op.node is not None and (op.node, epoch) not in was_master:
             found.add(
                 Anomaly.ACK_FROM_NON_MASTER,
                 f"{op.value!r} seq {op.seq} (epoch {epoch}) acknowledged by {op.node}, "
                 f"which was not master in epoch {epoch}",
+            )
+        newer = newer_since(epoch)
+        if newer is not None and op.invoked_at > newer + tolerance_s:
+            found.add(
+                Anomaly.ACK_AFTER_NEWER_MASTER,
+                f"{op.value!r} seq {op.seq} (epoch {epoch}, by {op.node}) sent {op.invoked_at - newer:.3f}s "
+                "after a master of a newer epoch existed",
             )
     return checked
 
@@ -200,11 +238,12 @@ def check_cluster(
     reference: str,
     evidence: ClusterEvidence,
     found: Findings,
+    tolerance_s: float = 0.005,
 ) -> ClusterCounts:
     """The cluster-mode rules beyond the static ones; `reference` is the final master's name."""
     _check_identical(final, reference, found)
     _check_one_master(evidence, found)
-    checked = _check_ack_epochs(ops, final, reference, evidence, found)
+    checked = _check_acks(ops, final, reference, evidence, tolerance_s, found)
     stored = {e.message for entries in messages.values() for e in entries}
     small = [op for op in ops.values() if op.outcome is OpType.OK and op.w < evidence.majority]
     excused = excused_values(ops, messages, evidence)

@@ -25,6 +25,7 @@ class Anomaly(enum.Enum):
     LOGS_DIFFER = "final_logs_differ"  # after healing and convergence, two nodes' logs are not the same
     TWO_MASTERS = "two_masters_in_one_epoch"  # two nodes master (or followed as master) in one epoch
     ACK_FROM_NON_MASTER = "ack_from_non_master"  # a 201 from a node for an epoch it was not master of
+    ACK_AFTER_NEWER_MASTER = "ack_after_newer_master"  # a 201 sent after its epoch was superseded
     BAD_READ = "bad_read"  # a reader's page with a gap in its seqs or a value twice
 
 

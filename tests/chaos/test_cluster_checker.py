@@ -224,3 +224,31 @@ def test_a_readers_page_with_a_value_twice_is_a_bad_read() -> None:
     assert verdict.failed_kinds() == {Anomaly.BAD_READ}
     assert verdict.counts.reads == 2
     assert event_from_dict(event_to_dict(s.events[-1])) == s.events[-1]
+
+
+def _move_ack(s: Story, value: str, at: float) -> None:
+    s.events = [
+        dataclasses.replace(e, time=at - 0.01 if e.type is OpType.INVOKE else at)  # type: ignore[union-attr]
+        if getattr(e, "value", None) == value
+        else e
+        for e in s.events
+    ]
+
+
+def test_a_zombie_master_acknowledging_a_write_sent_after_a_newer_master_existed() -> None:
+    s = story()
+    _move_ack(s, "p0-2", T0 + 9)  # a, paused past its lease, wakes and acknowledges in epoch 2
+    verdict = s.verdict()
+    assert verdict.failed_kinds() == {Anomaly.ACK_AFTER_NEWER_MASTER}
+    assert "epoch 2, by a" in verdict.anomalies[Anomaly.ACK_AFTER_NEWER_MASTER].examples[0]
+
+
+def test_a_write_sent_before_the_newer_master_existed_may_be_acknowledged_after() -> None:
+    s = story()
+    s.events = [
+        dataclasses.replace(e, time=T0 + 7.9 if e.type is OpType.INVOKE else T0 + 8.2)  # type: ignore[union-attr]
+        if getattr(e, "value", None) == "p0-2"
+        else e
+        for e in s.events
+    ]
+    assert s.verdict().ok
