@@ -115,12 +115,31 @@ class ComposeCluster:
     def client_append(self, service: str, message: str, w: int | str) -> dict[str, Any]:
         """Append through replog.client in the client container, sent to `service` (a 421 is
         followed to the master it names); {"status": 201 or the error's, "body": ...}."""
+        return self._append_in(self.client_container, self.advertise_url(service), message, w)
+
+    def append_inside(self, service: str, message: str, w: int | str) -> dict[str, Any]:
+        """The same, run in the node's own container against itself: works while it is cut off."""
+        return self._append_in(self.nodes[service].container, "http://127.0.0.1:8000", message, w)
+
+    def _append_in(self, container: str, url: str, message: str, w: int | str) -> dict[str, Any]:
         proc = docker(
-            "exec", self.client_container, "/opt/replog/bin/python", "-c", CLIENT_APPEND,
-            self.advertise_url(service), message, str(w), timeout_s=60,
+            "exec", container, "/opt/replog/bin/python", "-c", CLIENT_APPEND, url, message, str(w),
+            timeout_s=60,
         )  # fmt: skip
         answer: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
         return answer
+
+    def isolate(self, service: str) -> None:
+        """Cut a node off the project's network: nothing it sends reaches anyone (a paused peer
+        would still read what the kernel buffered for it, once resumed)."""
+        docker("network", "disconnect", self.network, self.nodes[service].container)
+        self.nodes[service].forget_port()
+
+    def reconnect(self, service: str) -> None:
+        """Back on the network under its service name, which the other members call it by."""
+        node = self.nodes[service]
+        docker("network", "connect", "--alias", service, self.network, node.container)
+        node.forget_port()
 
     def read_file(self, service: str, path: str) -> str:
         """A file in a node's container (running or not: `docker cp` reads a stopped one too)."""
