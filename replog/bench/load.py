@@ -74,17 +74,24 @@ class _KeepAlive:
 
 
 def _client_thread(
-    url: str, w: int, batch: int, stop_at: float, count: int, tag: str, out: list[tuple[float, int, int]]
+    url: str,
+    w: int | str,
+    batch: int,
+    stop_at: float,
+    count: int,
+    tag: str,
+    out: list[tuple[float, int, int]],
 ) -> None:
     client = _KeepAlive(url)
     payload = "x" * 90
+    w_json = json.dumps(w)  # 2, or "majority" quoted
     sent = 0
     while (count and sent < count) or (not count and time.monotonic() < stop_at):
         sent += 1
         if batch > 1:
             raw = json.dumps({"messages": [f"{tag}-{sent}-{i}-{payload}" for i in range(batch)], "w": w})
         else:
-            raw = f'{{"message":"{tag}-{sent}-{payload}","w":{w}}}'
+            raw = f'{{"message":"{tag}-{sent}-{payload}","w":{w_json}}}'
         started = time.perf_counter()
         try:
             ok = client.post(raw.encode()) == 201
@@ -97,7 +104,7 @@ def _client_thread(
 
 def _process(
     url: str,
-    w: int,
+    w: int | str,
     batch: int,
     threads: int,
     duration_s: float,
@@ -127,7 +134,7 @@ def run_load(
     url: str,
     *,
     clients: int,
-    w: int,
+    w: int | str,
     duration_s: float = 0.0,
     count_per_client: int = 0,
     batch: int = 1,
