@@ -181,7 +181,7 @@ def main() -> int:
         finally:
             shutil.rmtree(root, ignore_errors=True)
     rows = best(runs) if runs else []
-    rows += ratios(rows)
+    rows += ratios(rows, runs)
     if "failover" in args.scenarios.split(","):
         rows += failover_rows(args.failover_trials)
     machine = {

@@ -53,6 +53,9 @@ def test_ratio_divides_cluster_modes_best_by_static_modes_per_write_concern() ->
     ]
     assert ratios(rows[:3]) == ratios(rows)[:1]  # a pair missing: no row for it
     assert ratios([]) == []
+    slow = [{**r, "per_s": r["per_s"] // 2} if r["scenario"].startswith("cluster") else r for r in rows]
+    with_runs = ratios(rows, [rows, slow, slow])
+    assert [r["median_paired_ratio"] for r in with_runs] == [0.475, 0.4]  # each run's own pair
 
 
 def test_failover_row_reports_median_and_max_of_the_trials() -> None:
