@@ -30,7 +30,8 @@ COMPOSE_FILE = ROOT / "compose.cluster.yaml"
 SERVICES = ("node1", "node2", "node3")
 PROJECT_LABEL = "com.docker.compose.project"
 
-# Run inside the client container: one append through replog.client; prints {"status", "body"}.
+# Run inside the client container: one append through replog.client; prints {"status", "body"},
+# status 0 when no connection was made (nothing stored: safe to send again).
 CLIENT_APPEND = """
 import json, sys
 from replog.client import ReplogClient, ReplogHTTPError
@@ -41,8 +42,9 @@ try:
     print(json.dumps({"status": 201, "body": body}))
 except ReplogHTTPError as exc:
     print(json.dumps({"status": exc.status, "body": exc.body}))
-except OSError as exc:
-    print(json.dumps({"status": 0, "body": {"error": repr(exc)}}))
+except OSError as exc:  # 0: never connected, so nothing was sent; -1: it may have been stored
+    unsent = any(kind in repr(exc) for kind in ("NewConnectionError", "NameResolutionError"))
+    print(json.dumps({"status": 0 if unsent else -1, "body": {"error": repr(exc)}}))
 """
 
 

@@ -42,7 +42,8 @@ def writable_master(project: ComposeCluster, among: list[str]) -> str:
 
 def acknowledged(project: ComposeCluster, via: str, message: str) -> dict[str, Any]:
     """Append with w=majority through replog.client sent to `via`; retried only on answers that
-    stored nothing (no master known yet, read-only, connection refused), so no duplicates."""
+    stored nothing (421: no master known yet, 503 read_only, no connection made), so that the
+    logs can be compared exactly: any other answer fails the test."""
 
     def attempt() -> dict[str, Any] | None:
         answer = project.client_append(via, message, "majority")
