@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from replog import logs
+from replog import cli_client, logs
 from replog.cluster.node import ClusterNode
 from replog.config import (
     ELECTION_TIMEOUT_FACTORS,
@@ -39,6 +39,7 @@ from replog.config import (
     find_member,
 )
 from replog.core.backoff import BackoffPolicy
+from replog.core.dedup import WindowPolicy
 from replog.core.fsync import FsyncPolicy
 from replog.core.health import HealthPolicy
 from replog.core.urls import duplicate_nodes
@@ -156,6 +157,10 @@ def build_parser(role: str, cluster: bool = False) -> argparse.ArgumentParser:
     _flag(parser, "--log-level", str, "INFO", "DEBUG | INFO | WARNING | ERROR")
     _flag(parser, "--log-format", _log_format, "text", "text | json (one JSON object per line)")
     _switch(parser, "--no-metrics", "turn off GET /metrics and its hooks (to measure what they cost)")
+    _flag(parser, "--max-followers", int, 256, "followers (streams, long polls) at once, own threads")
+    _flag(parser, "--follow-keepalive", float, 15.0, "seconds between keep-alive comments on an idle stream")
+    _flag(parser, "--dedup-window-keys", int, 100_000, "idempotency keys remembered at most")
+    _flag(parser, "--dedup-window-s", float, 3600.0, "seconds an idempotency key is remembered")
     _flag(parser, "--members", _urls, (), "cluster mode: every member's URL, this node's included")
     if cluster:
         _flag(parser, "--advertise-url", str, None, "this node's URL as in --members (default http://HOST:PORT)")
@@ -201,8 +206,11 @@ def _common(args: argparse.Namespace) -> tuple[ServerConfig, StorageConfig]:
         (args.idle_timeout, "--idle-timeout"),
         (args.max_body_bytes, "--max-body-bytes"),
         (args.max_message_bytes, "--max-message-bytes"),
+        (args.follow_keepalive, "--follow-keepalive"),
     ):
         _positive(value, flag)
+    if args.max_followers < 0:
+        raise ValueError(f"--max-followers must be >= 0, got {args.max_followers}")
     server = ServerConfig(
         host=args.host,
         port=args.port,
@@ -212,11 +220,14 @@ def _common(args: argparse.Namespace) -> tuple[ServerConfig, StorageConfig]:
         max_message_bytes=args.max_message_bytes,
         request_timeout_s=args.request_timeout,
         idle_timeout_s=args.idle_timeout,
+        max_followers=args.max_followers,
+        follow_keepalive_s=args.follow_keepalive,
     )
     data_dir = None if args.in_memory else (args.data_dir or Path("replog-data") / args.name)
     storage = StorageConfig(
         data_dir=data_dir, fsync=args.fsync, fsync_interval_s=args.fsync_interval,
         cache_bytes=args.cache_bytes, retry_s=args.storage_retry,
+        dedup=WindowPolicy(args.dedup_window_keys, args.dedup_window_s),
     )  # fmt: skip
     return server, storage
 
@@ -326,9 +337,15 @@ def secondary_config(args: argparse.Namespace) -> SecondaryConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in cli_client.COMMANDS:
+        return cli_client.main(argv)
     role = argv.pop(0) if argv and argv[0] in ROLES else os.environ.get("REPLOG_ROLE", "")
     if role not in ROLES:
-        print("usage: python -m replog {master|secondary} [--help]  (or set REPLOG_ROLE)", file=sys.stderr)
+        print(
+            "usage: replog {master|secondary} [--help]  (or set REPLOG_ROLE)\n"
+            "       replog {send|tail|status} [--help]",
+            file=sys.stderr,
+        )
         return 2
     try:
         cluster = cluster_mode(argv)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from replog.core.backoff import BackoffPolicy
+from replog.core.dedup import WindowPolicy
 from replog.core.fsync import FsyncPolicy
 from replog.core.health import HealthPolicy
 from replog.core.urls import duplicate_nodes, node_key
@@ -29,9 +30,19 @@ class ServerConfig:
     request_timeout_s: float = 10.0  # from a request's first byte (or the accept) to its last: else 408
     idle_timeout_s: float = 30.0  # a kept-alive connection with nothing to do is closed after this
 
+    # Followers (GET /stream, /entries?wait=, reads with min_seq) each hold a thread while they
+    # wait: they get `max_followers` threads of their own on top of `threads`, and past that 503.
+    max_followers: int = 256
+    follow_keepalive_s: float = 15.0  # a stream sends a comment line after this long without entries
+
     @property
     def max_waiting_writers(self) -> int:
         return max(1, self.threads - self.reserved_threads)
+
+    @property
+    def total_threads(self) -> int:
+        """waitress workers: writers and reads (`threads`) plus one per follower."""
+        return self.threads + self.max_followers
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +60,8 @@ class StorageConfig:
     # garbage collector scans all the cached entries (64 MiB made 64 clients w=1 ~20% slower).
     cache_bytes: int = 16 * 1024 * 1024  # bytes of recent entries kept in memory
     retry_s: float = 1.0  # seconds between checks of a failed disk
+    # Idempotency keys remembered (by count, and seconds of age): `--dedup-window-keys`/`-s`.
+    dedup: WindowPolicy = field(default_factory=WindowPolicy)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from replog.config import MasterConfig, SecondaryConfig, StorageConfig
+from replog.config import MasterConfig, SecondaryConfig, ServerConfig, StorageConfig
 from replog.core.errors import ShuttingDown
 from replog.logs import node_logger
 from replog.master_role import MasterRole
@@ -22,6 +22,8 @@ from replog.net.metered import metered
 from replog.net.transport import HttpPeer, Transport
 from replog.storage.disk import DEFAULT_SYNC, DiskStore
 from replog.storage.store import MemoryStore, Store
+from replog.storage.watch import SeqWatch
+from replog.web.follow import Followers
 from replog.web.master import master_app
 from replog.web.ops import add_ops_routes, batches_from, watch_master, watch_secondary
 from replog.web.secondary import FaultSwitch, ReceiveStats, secondary_app
@@ -34,7 +36,7 @@ TransportFactory = Callable[[str], Transport]
 def open_store(storage: StorageConfig, new_log_id: str | None, metrics: NodeMetrics | None = None) -> Store:
     """A disk store when a data directory is configured, else a memory store."""
     if storage.data_dir is None:
-        return MemoryStore(new_log_id)
+        return MemoryStore(new_log_id, dedup=storage.dedup)
     return DiskStore.open(
         storage.data_dir,
         fsync=storage.fsync,
@@ -43,7 +45,16 @@ def open_store(storage: StorageConfig, new_log_id: str | None, metrics: NodeMetr
         sync_fd=DEFAULT_SYNC if metrics is None else metrics.timed_fsync(DEFAULT_SYNC),
         cache_bytes=storage.cache_bytes,
         retry_s=storage.retry_s,
+        dedup=storage.dedup,
     )
+
+
+def followers_of(server: ServerConfig, store: Store, name: str) -> Followers:
+    """The node's followers (streams, long polls, min_seq reads), woken through a `SeqWatch` the
+    store pokes whatever role the node plays."""
+    watch = SeqWatch(lambda: store.stored_seq, name=name)
+    store.add_watcher(watch.poke)
+    return Followers(store, watch, server.max_followers, server.follow_keepalive_s)
 
 
 class MasterNode:
@@ -90,7 +101,8 @@ class MasterNode:
         )  # fmt: skip
         self.view, self.gate, self.links = self.role.view, self.role.gate, self.role.links
         self.monitor, self.appender = self.role.monitor, self.role.appender
-        app = master_app(config, self.store, self.appender, self.health)
+        self.followers = followers_of(config.server, self.store, config.name)
+        app = master_app(config, self.store, self.appender, self.health, self.followers)
         add_ops_routes(
             app, role="master", metrics=self.metrics, live=self.live, describe=self.health, store=self.store
         )
@@ -151,6 +163,8 @@ class MasterNode:
         if role is None:  # a scrape during construction
             raise ShuttingDown("node is starting")
         health: dict[str, Any] = role.health()
+        followers = getattr(self, "followers", None)
+        health["followers"] = 0 if followers is None else followers.active
         return health
 
     def _stop_gate(self) -> None:
@@ -172,6 +186,9 @@ class MasterNode:
         try:
             self._log.info("master stopping")
             self.live.stop()
+            followers = getattr(self, "followers", None)
+            if followers is not None:
+                followers.close()  # ends every stream and long poll, freeing their threads
             self.server.stop(drain=self._stop_gate)
             self.role.stop()
             self.store.close()
@@ -193,7 +210,8 @@ class SecondaryNode:
         self.faults = FaultSwitch(config.name, config.faults, rng or random.Random())
         self._stopping = threading.Event()
         stats = ReceiveStats()
-        app = secondary_app(config, self.store, self.faults, self._stopping, stats)
+        self.followers = followers_of(config.server, self.store, config.name)
+        app = secondary_app(config, self.store, self.faults, self._stopping, stats, followers=self.followers)
         health = functools.partial(describe_secondary, config, self.store, self.faults, stats)
         self.live = watch_secondary(config, self.metrics, self.store, health, stats)
         add_ops_routes(
@@ -225,6 +243,7 @@ class SecondaryNode:
         self._log.info("secondary stopping")
         self.live.stop()
         self._stopping.set()
+        self.followers.close()
         self.server.stop()
         self.store.close()
         self._log.info("secondary stopped")

@@ -81,6 +81,7 @@ def _client_thread(
     count: int,
     tag: str,
     out: list[tuple[float, int, int]],
+    keyed: bool = False,
 ) -> None:
     client = _KeepAlive(url)
     payload = "x" * 90
@@ -90,6 +91,8 @@ def _client_thread(
         sent += 1
         if batch > 1:
             raw = json.dumps({"messages": [f"{tag}-{sent}-{i}-{payload}" for i in range(batch)], "w": w})
+        elif keyed:  # an idempotency key per message (issue 13): what a retrying client sends
+            raw = f'{{"message":"{tag}-{sent}-{payload}","w":{w_json},"id":"{tag}-{sent}"}}'
         else:
             raw = f'{{"message":"{tag}-{sent}-{payload}","w":{w_json}}}'
         started = time.perf_counter()
@@ -112,13 +115,14 @@ def _process(
     tag: str,
     start_at: float,
     queue: multiprocessing.Queue[tuple[list[tuple[float, int, int]], float, float]],
+    keyed: bool = False,
 ) -> None:
     while time.monotonic() < start_at:
         time.sleep(0.001)
     stop_at = start_at + duration_s
     results: list[list[tuple[float, int, int]]] = [[] for _ in range(threads)]
     workers = [
-        threading.Thread(target=_client_thread, args=(url, w, batch, stop_at, count, f"{tag}{t}", out))
+        threading.Thread(target=_client_thread, args=(url, w, batch, stop_at, count, f"{tag}{t}", out, keyed))
         for t, out in enumerate(results)
     ]
     for worker in workers:
@@ -140,6 +144,7 @@ def run_load(
     batch: int = 1,
     processes: int | None = None,
     tag: str = "b",
+    keyed: bool = False,
 ) -> LoadResult:
     """`clients` concurrent connections for duration_s (or count_per_client requests each)."""
     processes = processes or min(clients, max(1, (os.cpu_count() or 2)))
@@ -150,7 +155,7 @@ def run_load(
     procs = [
         ctx.Process(
             target=_process,
-            args=(url, w, batch, n, duration_s, count_per_client, f"{tag}p{i}t", start_at, queue),
+            args=(url, w, batch, n, duration_s, count_per_client, f"{tag}p{i}t", start_at, queue, keyed),
         )
         for i, n in enumerate(per_process)
         if n

@@ -129,6 +129,21 @@ class WritesInFlight(ReplogError):
     code = "writes_in_flight"
 
 
+class IdempotencyKeyReused(ReplogError):
+    """A client's idempotency key is held in the window with another message: nothing is stored;
+    the body carries the seq of the message the key belongs to."""
+
+    status = 422
+    code = "idempotency_key_reused"
+
+
+class MinSeqTimeout(ReplogError):
+    """A read asked for `min_seq` (read-your-writes) and this node did not hold it in time."""
+
+    status = 504
+    code = "min_seq_timeout"
+
+
 class NotMaster(ReplogError):
     """Cluster mode: this node does not take writes; `master` (a URL, or None if unknown) does.
     Nothing was stored. 421 Misdirected Request: the client should send it there."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from itertools import accumulate, pairwise
 from typing import Any
 
+from replog.core.dedup import check_client_key
 from replog.core.entry import Entry as Entry  # noqa: PLC0414 -- re-exported: it lived here first
 from replog.core.entry import Kind
 from replog.core.errors import BadRequest, MessageTooLarge
@@ -36,6 +37,9 @@ class AppendRequest:
     w: int
     timeout_s: float | None
     bulk: bool
+    # Each message's idempotency key (None: none given), or None when no message has one: the
+    # common case, which keeps the plain append path.
+    keys: tuple[str | None, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,32 +169,78 @@ def parse_append(
     query_w: str | None,
     node_count: int,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    header_key: str | None = None,
 ) -> AppendRequest:
     """Validate a `POST /messages` body: `message`/`msg` or bulk `messages`, plus w and timeout.
 
-    Each message is at most max_message_bytes in UTF-8, in bulk too (413 `message_too_large`)."""
+    Each message is at most max_message_bytes in UTF-8, in bulk too (413 `message_too_large`).
+    Idempotency keys: `id` beside a single message or the `Idempotency-Key` header (`header_key`;
+    both given: they must agree), and in bulk an item `{"message": ..., "id": ...}` in place of a
+    string. One key given to two messages of one body is refused (400): nothing is stored."""
     singles = [k for k in ("message", "msg") if k in body]
     if "messages" in body and singles:
         raise BadRequest("give either 'message' or 'messages', not both")
     if len(singles) > 1:
         raise BadRequest("give 'message' or its alias 'msg', not both")
+    keys: tuple[str | None, ...] | None = None
     if "messages" in body:
+        if "id" in body or header_key is not None:
+            raise BadRequest("a bulk append takes an 'id' per message, not one for the request")
         raw = body["messages"]
         if not isinstance(raw, list) or not raw:
             raise BadRequest("'messages' must be a non-empty list of strings")
         if len(raw) > MAX_BULK_MESSAGES:
             raise BadRequest(f"'messages' holds {len(raw)} items; at most {MAX_BULK_MESSAGES}")
-        messages = tuple(
-            _check_message(m, f"messages[{i}]", max_message_bytes) for i, m in enumerate(raw)
-        )
+        if all(type(m) is str for m in raw):
+            messages = tuple(
+                _check_message(m, f"messages[{i}]", max_message_bytes) for i, m in enumerate(raw)
+            )
+        else:
+            items = [_bulk_item(m, i, max_message_bytes) for i, m in enumerate(raw)]
+            messages = tuple(m for m, _ in items)
+            keys = _unique_keys(tuple(k for _, k in items))
         bulk = True
     elif singles:
         messages = (_check_message(body[singles[0]], singles[0], max_message_bytes),)
+        key = _single_key(body.get("id"), "id" in body, header_key)
+        keys = None if key is None else (key,)
         bulk = False
     else:
         raise BadRequest("missing 'message' (a non-empty string)")
     w = resolve_w(_pick_w(body, query_w), node_count)
-    return AppendRequest(messages, w, _parse_timeout(body.get("timeout")), bulk)
+    return AppendRequest(messages, w, _parse_timeout(body.get("timeout")), bulk, keys)
+
+
+def _bulk_item(raw: object, index: int, max_message_bytes: int) -> tuple[str, str | None]:
+    """One item of a bulk `messages` list: a string, or `{"message": str, "id": key}`."""
+    field = f"messages[{index}]"
+    if isinstance(raw, str):
+        return _check_message(raw, field, max_message_bytes), None
+    if not isinstance(raw, dict):
+        raise BadRequest(f"'{field}' must be a string or an object {{message, id}}")
+    unknown = set(raw) - {"message", "id"}
+    if unknown or "message" not in raw:
+        raise BadRequest(f"'{field}' must be an object with 'message' and an optional 'id' only")
+    message = _check_message(raw["message"], f"{field}.message", max_message_bytes)
+    key = check_client_key(raw["id"], f"{field}.id") if "id" in raw else None
+    return message, key
+
+
+def _unique_keys(keys: tuple[str | None, ...]) -> tuple[str | None, ...] | None:
+    given = [k for k in keys if k is not None]
+    if len(set(given)) != len(given):
+        raise BadRequest("one idempotency 'id' is given to two messages of one bulk append")
+    return keys if given else None
+
+
+def _single_key(body_key: object, in_body: bool, header_key: str | None) -> str | None:
+    key = check_client_key(body_key, "id") if in_body else None
+    if header_key is not None:
+        header = check_client_key(header_key, "Idempotency-Key")
+        if key is not None and key != header:
+            raise BadRequest("the Idempotency-Key header and the body's 'id' differ")
+        key = header
+    return key
 
 
 def _positive_int(value: object, field: str) -> int:
@@ -214,12 +264,16 @@ def parse_replicate(body: Mapping[str, Any]) -> ReplicateRequest:
         messages = body["messages"]
         if not isinstance(messages, list):
             raise BadRequest("'messages' must be a list")
+        keys = _batch_keys(body, len(messages))
         if "epochs" not in body and "control" not in body:  # static mode: every batch
             return ReplicateRequest(
                 log_id,
-                tuple(Entry(first + i, _check_message(m, "messages[]")) for i, m in enumerate(messages)),
+                tuple(
+                    Entry(first + i, _check_message(m, "messages[]"), key=keys[i] if keys else None)
+                    for i, m in enumerate(messages)
+                ),
             )
-        return ReplicateRequest(log_id, _cluster_entries(body, first, messages))
+        return ReplicateRequest(log_id, _cluster_entries(body, first, messages, keys))
     raw = body.get("entries")
     if not isinstance(raw, list):
         raise BadRequest("'entries' must be a list")
@@ -230,7 +284,10 @@ def parse_replicate(body: Mapping[str, Any]) -> ReplicateRequest:
         seq = _positive_int(item.get("seq"), "seq")
         if entries and seq <= entries[-1].seq:
             raise BadRequest("entries must be in strictly increasing seq order")
-        entries.append(Entry(seq, _check_message(item.get("message"), "message")))
+        key = item.get("key")
+        if key is not None and not isinstance(key, str):
+            raise BadRequest("an entry's 'key' must be a string or null")
+        entries.append(Entry(seq, _check_message(item.get("message"), "message"), key=key))
     return ReplicateRequest(log_id, tuple(entries))
 
 
@@ -250,10 +307,14 @@ def encode_batch(log_id: str, first_seq: int, entries: Sequence[Entry]) -> bytes
     control = [e.seq for e in entries if e.kind is not Kind.MESSAGE]
     if control:
         body["control"] = control
+    if any(e.key is not None for e in entries):  # idempotency keys travel only when some entry has one
+        body["keys"] = [e.key for e in entries]
     return encode(body)
 
 
-def _cluster_entries(body: Mapping[str, Any], first: int, messages: list[Any]) -> tuple[Entry, ...]:
+def _cluster_entries(
+    body: Mapping[str, Any], first: int, messages: list[Any], keys: list[str | None] | None = None
+) -> tuple[Entry, ...]:
     """The compact form's entries with their epochs and control records (see `encode_batch`)."""
     count = len(messages)
     end = first + count
@@ -285,5 +346,20 @@ def _cluster_entries(body: Mapping[str, Any], first: int, messages: list[Any]) -
                 raise BadRequest(f"control record {seq} must have an empty message")
             entries.append(Entry(seq, "", 0.0, starts[run][0], Kind.EPOCH_START))
         else:
-            entries.append(Entry(seq, _check_message(raw, "messages[]"), 0.0, starts[run][0]))
+            key = keys[i] if keys else None
+            entries.append(Entry(seq, _check_message(raw, "messages[]"), 0.0, starts[run][0], key=key))
     return tuple(entries)
+
+
+def _batch_keys(body: Mapping[str, Any], count: int) -> list[str | None] | None:
+    """A compact batch's optional `keys`: one per message, a string or null (issue 13)."""
+    keys = body.get("keys")
+    if keys is None:
+        return None
+    if (
+        not isinstance(keys, list)
+        or len(keys) != count
+        or any(k is not None and not isinstance(k, str) for k in keys)
+    ):
+        raise BadRequest("'keys' must be a list of strings or nulls, one per message")
+    return keys

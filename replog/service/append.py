@@ -17,6 +17,7 @@ import pykka
 from replog.actors.gate import AcksFor, Cancel, QuorumView, Register
 from replog.actors.threads import tell_quietly
 from replog.config import MasterConfig
+from replog.core.entry import NewEntry
 from replog.core.errors import ClientGone, Overloaded, ReadOnly, ShuttingDown, WriteConcernTimeout
 from replog.core.wire import AppendRequest
 from replog.logs import node_logger
@@ -65,9 +66,16 @@ class Appender:
             )
         started = time.monotonic()
         generation = self._store.generation  # so the gate knows whether a store failure dropped these
-        entries = self._store.append(request.messages, generation=generation, epoch=self._epoch)
-        first, last = entries[0].seq, entries[-1].seq
-        self._log.debug("stored seqs=%d..%d; waiting for w=%d", first, last, request.w)
+        repeats = 0
+        if request.keys is None:
+            entries = self._store.append(request.messages, generation=generation, epoch=self._epoch)
+            seqs = [e.seq for e in entries]
+        else:  # a repeat of a held key is not stored again: it waits for w on the original seq
+            items = [NewEntry(m, k) for m, k in zip(request.messages, request.keys, strict=True)]
+            outcome = self._store.append_unique(items, generation=generation, epoch=self._epoch)
+            seqs, repeats = list(outcome.seqs), outcome.repeats
+        first, last = min(seqs), max(seqs)  # acks are contiguous: w for the last is w for all
+        self._log.debug("stored seqs=%d..%d repeats=%d; waiting for w=%d", first, last, repeats, request.w)
         acks = self._wait(last, request, hung_up, generation)
         self._log.debug(  # per append: DEBUG, so the default level costs nothing per request
             "append acknowledged seqs=%d..%d w=%d acks=%d wait_ms=%.1f",
@@ -79,9 +87,13 @@ class Appender:
         )
         body: dict[str, Any] = {"w": request.w, "acks": acks}
         if request.bulk:
-            body.update(seqs=[e.seq for e in entries], first_seq=first, last_seq=last, count=len(entries))
+            body.update(seqs=seqs, first_seq=first, last_seq=last, count=len(seqs))
+            if request.keys is not None:
+                body["duplicates"] = repeats
         else:
             body.update(seq=last, message=request.messages[0])
+            if request.keys is not None:
+                body["duplicate"] = repeats == 1
         return body
 
     def _wait(self, seq: int, request: AppendRequest, hung_up: Callable[[], bool], generation: int) -> int:

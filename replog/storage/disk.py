@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from replog.core.dedup import DedupWindow, KeyedAppend, WindowPolicy, rebuild
 from replog.core.entry import Entry, NewEntry
 from replog.core.epochs import Position, Vote
 from replog.core.errors import ShuttingDown, StorageUnavailable, WritesInFlight
@@ -44,6 +45,7 @@ SyncFd = Callable[[int], None]
 DEFAULT_SYNC: SyncFd = getattr(os, "fdatasync", os.fsync)  # an append's size change is data: enough
 DEFAULT_CACHE_BYTES = 16 << 20  # as StorageConfig.cache_bytes: why there
 ROLLBACK_PAGE = 10_000  # entries read and saved at a time when truncating a long suffix
+REBUILD_PAGE = 10_000  # entries read at a time when rebuilding the dedup window at start
 
 
 class DiskStore:
@@ -80,6 +82,9 @@ class DiskStore:
             try_recover=self._try_recover,
         )  # fmt: skip
         self._flusher = self._commit.thread
+        self._keys = DedupWindow()  # replaced by `open` with the window rebuilt from the log's tail
+        self._listener: StoredListener | None = None
+        self._watchers: list[StoredListener] = []
 
     @classmethod
     def open(
@@ -94,6 +99,7 @@ class DiskStore:
         retry_s: float = 1.0,
         pending_bytes: int = DEFAULT_PENDING_BYTES,
         sync_fd: SyncFd = DEFAULT_SYNC,
+        dedup: WindowPolicy | None = None,
     ) -> DiskStore:
         """Open (recovering) or create the log in data_dir. new_log_id names a new master's log only.
 
@@ -113,6 +119,7 @@ class DiskStore:
             data_dir, opened.prefix, ordered, opened.meta, lock_fd, fsync=fsync,
             fsync_interval_s=fsync_interval_s, retry_s=retry_s, clock=clock, sync_fd=sync_fd,
         )  # fmt: skip
+        store._rebuild_keys(dedup or WindowPolicy())
         if opened.meta.log_id is None and new_log_id is not None:  # named before its first entry
             try:
                 with store._lock:
@@ -161,7 +168,20 @@ class DiskStore:
         return StorageStatus(reason is None, reason, self._generation, self._commit.stored)
 
     def set_listener(self, listener: StoredListener) -> None:
-        self._commit.set_listener(listener)
+        self._listener = listener
+        self._commit.set_listener(self._publish)
+
+    def add_watcher(self, watcher: StoredListener) -> None:
+        self._watchers.append(watcher)
+        self._commit.set_listener(self._publish)
+
+    def _publish(self, seq: int) -> None:
+        """The flusher thread, outside every lock: the listener, then the watchers."""
+        listener = self._listener
+        if listener is not None:
+            listener(seq)
+        for watcher in self._watchers:
+            watcher(seq)
 
     def set_status_listener(self, listener: StatusListener) -> None:
         self._status_listener = listener
@@ -204,25 +224,75 @@ class DiskStore:
         """Master: write the entries in this node's epoch and return them; the flusher reports them
         stored. `epoch`: see `Store.append`."""
         with self._lock:
-            if self._closed or self._failure.reason is not None:
-                self._check_writable()
-            check_epoch(epoch, self._meta.meta.epoch)
-            if generation is not None and generation != self._generation:
-                raise StorageUnavailable(
-                    "the log store failed and recovered since this append began; nothing was stored",
-                    retry_after_s=self._retry_s,
-                )
+            self._check_append(generation, epoch)
             if not items:
                 return []
-            try:
-                entries = self._log.append(items, self._clock(), self._meta.meta.epoch)
-            except OSError as exc:  # a write under INTERVAL or NEVER (ALWAYS defers it)
-                error, status = self._fail_locked(f"writing {self._prefix.path} failed: {exc}")
-            else:
-                self._commit.wrote(entries[-1].seq)
-                return entries
-        self._tell_status(status)
-        raise error
+            failed = self._append_locked(items, self._clock())
+            if isinstance(failed, list):
+                return failed
+        self._tell_status(failed[1])
+        raise failed[0]
+
+    def append_unique(
+        self, items: Sequence[NewEntry], *, generation: int | None = None, epoch: int | None = None
+    ) -> KeyedAppend:
+        """Master: `append` with idempotency keys (see `Store.append_unique`): the window is
+        checked and updated under the store lock, so two repeats of one key never both store."""
+        with self._lock:
+            self._check_append(generation, epoch)
+            now = self._clock()
+            self._keys.expire(now)
+            found = self._keys.plan([(item.message, item.key) for item in items], now)
+            fresh = [item for item, held in zip(items, found, strict=True) if held is None]
+            failed = self._append_locked(fresh, now) if fresh else []
+            if isinstance(failed, list):
+                return KeyedAppend.of(found, failed)
+        self._tell_status(failed[1])
+        raise failed[0]
+
+    @property
+    def keys_held(self) -> int:
+        return len(self._keys)
+
+    def _check_append(self, generation: int | None, epoch: int | None) -> None:
+        if self._closed or self._failure.reason is not None:
+            self._check_writable()
+        check_epoch(epoch, self._meta.meta.epoch)
+        if generation is not None and generation != self._generation:
+            raise StorageUnavailable(
+                "the log store failed and recovered since this append began; nothing was stored",
+                retry_after_s=self._retry_s,
+            )
+
+    def _append_locked(
+        self, items: Sequence[str | NewEntry], now: float
+    ) -> list[Entry] | tuple[StorageUnavailable, StorageStatus]:
+        """Under the store lock: the entries appended, or (error, status) if the write failed."""
+        try:
+            entries = self._log.append(items, now, self._meta.meta.epoch)
+        except OSError as exc:  # a write under INTERVAL or NEVER (ALWAYS defers it)
+            return self._fail_locked(f"writing {self._prefix.path} failed: {exc}")
+        self._commit.wrote(entries[-1].seq)
+        self._keys.note(entries)
+        return entries
+
+    def _rebuild_keys(self, policy: WindowPolicy) -> None:
+        """At open, before any thread shares the store: the dedup window from the log's tail."""
+        started = time.monotonic()
+
+        def pages() -> Iterator[list[Entry]]:
+            last = len(self._prefix)
+            while last >= 1:
+                first = max(1, last - REBUILD_PAGE + 1)
+                yield self._prefix.read(first, last - first + 1, 1 << 62)
+                last = first - 1
+
+        self._keys, scanned = rebuild(policy, pages(), self._clock())
+        if scanned:
+            log.info(
+                "dedup window rebuilt dir=%s keys=%d scanned=%d ms=%.1f",
+                self.data_dir, len(self._keys), scanned, (time.monotonic() - started) * 1000,
+            )  # fmt: skip
 
     def apply(self, log_id: str, entries: Sequence[Entry]) -> int:
         """Secondary: adopt/check log_id, write what became contiguous, return the stored seq."""
@@ -232,13 +302,16 @@ class DiskStore:
                 self._adopt(log_id)
             generation = self._generation
             failed: tuple[StorageUnavailable, StorageStatus] | None = None
+            now = self._clock()
             try:
-                joined = self._log.insert(entries, self._clock())
+                joined = self._log.insert(entries, now)
             except OSError as exc:  # a write under INTERVAL or NEVER (ALWAYS defers it)
                 failed = self._fail_locked(f"writing {self._prefix.path} failed: {exc}")
             else:
                 if joined:
                     self._commit.wrote(self._log.contiguous_seq)
+                    self._keys.expire(now)
+                    self._keys.note(joined)  # so the keys survive a change of master
             target = self._log.contiguous_seq
         if failed is not None:
             self._tell_status(failed[1])
@@ -262,6 +335,7 @@ class DiskStore:
             self._save_rollback(seq, top, reason)
             self._commit.cut_to(seq)
             self._log.truncate_after(seq)  # memory first, once the reads in progress are done
+            self._keys.forget_after(seq)
             status = None
             try:
                 os.ftruncate(self._prefix.fd, self._prefix.end)
@@ -337,6 +411,7 @@ class DiskStore:
         top = self._log.contiguous_seq
         if top > durable:
             self._log.truncate_after(durable)
+            self._keys.forget_after(durable)  # a repeat of a dropped entry's key stores it again
             log.warning(
                 "dropped entries never durable dir=%s seqs=%d..%d (their seqs will be reused)",
                 self.data_dir, durable + 1, top,

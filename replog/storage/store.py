@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from replog.core.dedup import DedupWindow, KeyedAppend, WindowPolicy
 from replog.core.entry import Entry, NewEntry
 from replog.core.epochs import Position, Vote, next_term
 from replog.core.errors import NotMaster, StorageUnavailable
@@ -78,6 +79,11 @@ class Store(Protocol):
 
     def set_listener(self, listener: StoredListener) -> None: ...
 
+    def add_watcher(self, watcher: StoredListener) -> None:
+        """Also told each new stored seq, after the listener, whoever the listener is (the node's
+        followers' `SeqWatch.poke`: it must return at once)."""
+        ...
+
     def set_status_listener(self, listener: StatusListener) -> None:
         """Told (outside every lock) when the store fails and when it recovers."""
         ...
@@ -110,6 +116,19 @@ class Store(Protocol):
         tagged with an epoch it did not win."""
         ...
 
+    def append_unique(
+        self, items: Sequence[NewEntry], *, generation: int | None = None, epoch: int | None = None
+    ) -> KeyedAppend:
+        """Master: `append` for items that may carry idempotency keys. An item whose key the dedup
+        window holds with the same message is not stored again (its seq is the original's); a key
+        held with another message raises `IdempotencyKeyReused` and nothing is stored."""
+        ...
+
+    @property
+    def keys_held(self) -> int:
+        """Idempotency keys in the dedup window."""
+        ...
+
     def apply(self, log_id: str, entries: Sequence[Entry]) -> int:
         """Secondary: apply a batch idempotently; return the stored seq once durable."""
         ...
@@ -139,12 +158,19 @@ class MemoryStore:
     """A log held in memory: fast, and forgotten on restart. It never fails; rolled-back entries are
     kept in memory (`rolled_back`), as a disk store keeps them in its rollback file."""
 
-    def __init__(self, log_id: str | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        log_id: str | None = None,
+        clock: Callable[[], float] = time.time,
+        dedup: WindowPolicy | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         self._log = OrderedLog(MemoryPrefix())
+        self._keys = DedupWindow(dedup)
         self._log_id = log_id  # adopted in `apply` only, under the lock
         self._clock = clock
         self._listener: StoredListener | None = None
+        self._watchers: list[StoredListener] = []
         self._epoch = 1
         self._vote: Vote | None = None
         self.rolled_back: list[tuple[Entry, float, str]] = []
@@ -179,6 +205,15 @@ class MemoryStore:
     def set_listener(self, listener: StoredListener) -> None:
         self._listener = listener
 
+    def add_watcher(self, watcher: StoredListener) -> None:
+        self._watchers.append(watcher)
+
+    def _publish(self, seq: int, *, listener: bool = True) -> None:
+        if listener and self._listener is not None:
+            self._listener(seq)
+        for watcher in self._watchers:
+            watcher(seq)
+
     def set_status_listener(self, listener: StatusListener) -> None:
         """A memory store never fails: the listener is never called."""
 
@@ -206,16 +241,44 @@ class MemoryStore:
         with self._lock:
             check_epoch(epoch, self._epoch)
             entries = self._log.append(items, self._clock(), self._epoch)
-        if self._listener is not None and entries:
-            self._listener(entries[-1].seq)
+            self._keys.note(entries)
+        if entries:
+            self._publish(entries[-1].seq)
         return entries
+
+    def append_unique(
+        self, items: Sequence[NewEntry], *, generation: int | None = None, epoch: int | None = None
+    ) -> KeyedAppend:
+        if generation not in (None, 0):
+            raise StorageUnavailable(f"no such storage generation {generation}; nothing was stored")
+        with self._lock:
+            check_epoch(epoch, self._epoch)
+            now = self._clock()
+            self._keys.expire(now)
+            found = self._keys.plan([(item.message, item.key) for item in items], now)
+            fresh = [item for item, held in zip(items, found, strict=True) if held is None]
+            entries = self._log.append(fresh, now, self._epoch) if fresh else []
+            self._keys.note(entries)
+        if entries:
+            self._publish(entries[-1].seq)
+        return KeyedAppend.of(found, entries)
+
+    @property
+    def keys_held(self) -> int:
+        return len(self._keys)
 
     def apply(self, log_id: str, entries: Sequence[Entry]) -> int:
         with self._lock:
             if check_log_id(self._log_id, log_id):
                 self._log_id = log_id
-            self._log.insert(entries, self._clock())
-            return self._log.contiguous_seq
+            now = self._clock()
+            joined = self._log.insert(entries, now)
+            self._keys.expire(now)
+            self._keys.note(joined)
+            stored = self._log.contiguous_seq
+        if joined:
+            self._publish(stored, listener=False)  # followers wake on it
+        return stored
 
     def truncate_after(self, seq: int, reason: str) -> int:
         with self._lock:
@@ -226,6 +289,7 @@ class MemoryStore:
             now = self._clock()
             self.rolled_back.extend((e, now, reason) for e in removed)
             self._log.truncate_after(seq)
+            self._keys.forget_after(seq)
         log.warning(
             "rolled back seqs=%d..%d count=%d reason=%s (in memory)", seq + 1, top, len(removed), reason
         )

@@ -21,6 +21,7 @@ from replog.core.votes import VoteRequest
 from replog.core.wire import AppendRequest, parse_append
 from replog.net.transport import EPOCH_HEADER, MASTER_HEADER
 from replog.web.common import json_errors, read_json_body, require_secret
+from replog.web.master import IDEMPOTENCY_HEADER
 from replog.web.vote import add_vote_route
 
 MAX_EPOCH = 1 << 62
@@ -62,7 +63,11 @@ def add_cluster_routes(
     def post_message() -> dict[str, Any]:
         body = read_json_body(config.server.max_body_bytes)
         request = parse_append(
-            body, bottle.request.query.get("w"), config.node_count, config.server.max_message_bytes
+            body,
+            bottle.request.query.get("w"),
+            config.node_count,
+            config.server.max_message_bytes,
+            bottle.request.get_header(IDEMPOTENCY_HEADER),
         )
         hung_up = bottle.request.environ.get("waitress.client_disconnected", lambda: False)
         answer = append(request, hung_up)

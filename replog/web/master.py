@@ -16,12 +16,19 @@ from replog.core.wire import parse_append
 from replog.service.append import Appender
 from replog.storage.store import Store
 from replog.web.common import JsonBottle, json_errors, read_json_body
+from replog.web.follow import Followers
 from replog.web.openapi import openapi
 from replog.web.reads import add_read_routes
 
+IDEMPOTENCY_HEADER = "Idempotency-Key"  # a single append's key; the body's 'id' is its twin
+
 
 def master_app(
-    config: MasterConfig, store: Store, appender: Appender, health: Callable[[], dict[str, Any]]
+    config: MasterConfig,
+    store: Store,
+    appender: Appender,
+    health: Callable[[], dict[str, Any]],
+    followers: Followers,
 ) -> bottle.Bottle:
     app = JsonBottle()
 
@@ -30,7 +37,11 @@ def master_app(
     def post_message() -> dict[str, Any]:
         body = read_json_body(config.server.max_body_bytes)
         request = parse_append(
-            body, bottle.request.query.get("w"), config.node_count, config.server.max_message_bytes
+            body,
+            bottle.request.query.get("w"),
+            config.node_count,
+            config.server.max_message_bytes,
+            bottle.request.get_header(IDEMPOTENCY_HEADER),
         )
         hung_up = bottle.request.environ.get("waitress.client_disconnected", lambda: False)
         answer = appender.append(request, hung_up)
@@ -46,5 +57,5 @@ def master_app(
     def get_openapi() -> dict[str, Any]:
         return openapi(config.node_count, config.server.max_body_bytes, config.server.max_message_bytes)
 
-    add_read_routes(app, store, max_streams=config.server.reserved_threads // 2)
+    add_read_routes(app, store, max_streams=config.server.reserved_threads // 2, followers=followers)
     return app

@@ -10,8 +10,79 @@ from __future__ import annotations
 from typing import Any
 
 from replog import __version__
+from replog.core.entry import MAX_KEY_BYTES
 from replog.core.wire import DEFAULT_MAX_MESSAGE_BYTES, MAX_BULK_MESSAGES, MAX_TIMEOUT_S
 from replog.web.common import MAX_PAGE
+from replog.web.follow import DEFAULT_MIN_SEQ_WAIT_S, MAX_WAIT_S
+
+_KEY = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_KEY_BYTES,
+    "pattern": "^[!-~]+$",
+    "description": "idempotency key: printable ASCII, no spaces. A repeat within the dedup window "
+    "(--dedup-window-keys, --dedup-window-s) is not stored again: it gets the original seq, 201 once "
+    "w holds; the same key with another message is 422 idempotency_key_reused",
+}
+_WAIT = {
+    "name": "wait",
+    "in": "query",
+    "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT_S},
+    "description": "seconds to wait (long poll) for from_seq to exist; then an empty page",
+}
+_MIN_SEQ = {
+    "name": "min_seq",
+    "in": "query",
+    "schema": {"type": "integer", "minimum": 1},
+    "description": f"read-your-writes: wait until this node holds the seq (for `wait` seconds, default "
+    f"{DEFAULT_MIN_SEQ_WAIT_S:g}), else 504 min_seq_timeout",
+}
+
+
+def _follow_paths() -> dict[str, Any]:
+    """`GET /entries` (paging, long poll, min_seq) and `GET /stream` (Server-Sent Events)."""
+    return {
+        "/entries": {
+            "get": {
+                "summary": "Entries with their seqs from from_seq on; with `wait`, a long poll",
+                "parameters": [
+                    {"name": "from_seq", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                    _WAIT,
+                    _MIN_SEQ,
+                ],
+                "responses": {
+                    "200": {"description": "{entries: [{seq, message, stored_at}], stored_seq}"},
+                    "400": _error("bad from_seq, limit, wait or min_seq"),
+                    "503": _error("overloaded: --max-followers already wait; see Retry-After"),
+                    "504": _error("min_seq_timeout: this node did not hold min_seq in time"),
+                },
+            }
+        },
+        "/stream": {
+            "get": {
+                "summary": "Every entry from from_seq on, pushed as Server-Sent Events, each once, in order",
+                "parameters": [
+                    {"name": "from_seq", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "schema": {"type": "integer", "minimum": 0},
+                        "description": "resume after this seq; wins over from_seq",
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "`id: SEQ` and `data: {seq, message, stored_at}` per entry; "
+                        "`: keep-alive` comments while idle (--follow-keepalive)",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    "400": _error("bad from_seq or Last-Event-ID"),
+                    "503": _error("overloaded: --max-followers already follow; see Retry-After"),
+                },
+            }
+        },
+    }
 
 _ERROR = {
     "type": "object",
@@ -55,12 +126,24 @@ def openapi(
         "properties": {
             "message": message,
             "msg": {**message, "description": "alias of message"},
+            "id": _KEY,
             "messages": {
                 "type": "array",
                 "minItems": 1,
                 "maxItems": MAX_BULK_MESSAGES,
-                "items": message,
-                "description": "bulk append: one atomic, ordered append of all of them",
+                "items": {
+                    "oneOf": [
+                        message,
+                        {
+                            "type": "object",
+                            "required": ["message"],
+                            "properties": {"message": message, "id": _KEY},
+                            "additionalProperties": False,
+                        },
+                    ]
+                },
+                "description": "bulk append: one atomic, ordered append of all of them; an item may "
+                "carry its own idempotency id (one id twice in a body: 400)",
             },
             "w": w,
             "write_concern": {**w, "description": "alias of w"},
@@ -90,7 +173,14 @@ def openapi(
                             "required": False,
                             "schema": {"type": "string"},
                             "description": "w as a query parameter",
-                        }
+                        },
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "schema": _KEY,
+                            "description": "a single append's key; with a body id they must agree (else 400)",
+                        },
                     ],
                     "requestBody": {
                         "required": True,
@@ -111,6 +201,8 @@ def openapi(
                                             "seqs": {"type": "array", "items": {"type": "integer"}},
                                             "w": {"type": "integer"},
                                             "acks": {"type": "integer"},
+                                            "duplicate": {"type": "boolean"},
+                                            "duplicates": {"type": "integer"},
                                         },
                                     }
                                 }
@@ -118,6 +210,10 @@ def openapi(
                         },
                         "400": _error("bad JSON, message or w; nothing stored"),
                         "408": _error("request_timeout: the body did not arrive in time; nothing stored"),
+                        "422": _error(
+                            "idempotency_key_reused: the key is held with another message; carries its "
+                            "seq; nothing stored"
+                        ),
                         "413": _error(
                             f"payload_too_large: body over {max_body_bytes} bytes, or message_too_large: "
                             f"a message over {max_message_bytes} bytes; nothing stored"
@@ -134,6 +230,8 @@ def openapi(
                 "get": {
                     "summary": "The log, in order (optionally one page)",
                     "parameters": [
+                        {**_WAIT, "description": "seconds min_seq may wait"},
+                        _MIN_SEQ,
                         {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
                         {
                             "name": "limit",
@@ -157,13 +255,15 @@ def openapi(
                                 }
                             },
                         },
-                        "400": _error("bad offset or limit"),
+                        "400": _error("bad offset, limit, wait or min_seq"),
+                        "504": _error("min_seq_timeout: this node did not hold min_seq in time"),
                         "503": _error(
                             "overloaded: too many large reads are being streamed at once; see Retry-After"
                         ),
                     },
                 },
             },
+            **_follow_paths(),
             "/health": {
                 "get": {
                     "summary": "Role, quorum, read-only flag and every secondary's health",

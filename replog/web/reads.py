@@ -31,6 +31,7 @@ from replog.core.errors import Overloaded
 from replog.core.wire import Entry
 from replog.storage.store import Store
 from replog.web.common import MAX_PAGE, json_errors, query_int
+from replog.web.follow import Followers, add_follow_routes, query_wait
 
 DEFAULT_ENTRIES_LIMIT = 1000
 PAGE_BYTES = 128 * 1024  # message bytes per store read, and about per chunk written
@@ -118,13 +119,17 @@ class Answers:
             self._streams.release()
 
 
-def add_read_routes(app: bottle.Bottle, store: Store, max_streams: int) -> None:
-    """`GET /messages` (the visible log, optionally paged) and `GET /entries` (with seqs)."""
+def add_read_routes(app: bottle.Bottle, store: Store, max_streams: int, followers: Followers) -> None:
+    """`GET /messages` (the visible log, optionally paged), `GET /entries` (with seqs; `wait` makes
+    it a long poll) and `GET /stream` (see `replog.web.follow`). Both reads take `min_seq`: wait
+    (for `wait` seconds, or 5) until this node holds that seq, else 504 `min_seq_timeout`."""
     answers = Answers(max_streams)
+    add_follow_routes(app, followers)
 
     @app.get("/messages")
     @json_errors
     def messages() -> bytes | Iterator[bytes]:
+        followers.require(query_int("min_seq", None, 1), query_wait())
         offset = query_int("offset", 0, 0)
         limit = query_int("limit", None, 1)
         assert offset is not None
@@ -142,6 +147,10 @@ def add_read_routes(app: bottle.Bottle, store: Store, max_streams: int) -> None:
         from_seq = query_int("from_seq", 1, 1)
         limit = query_int("limit", DEFAULT_ENTRIES_LIMIT, 1)
         assert from_seq is not None and limit is not None
+        wait_s = query_wait()
+        followers.require(query_int("min_seq", None, 1), wait_s)
+        if wait_s:  # a long poll: answer as soon as from_seq is held, or empty after wait_s
+            followers.wait_for(from_seq, wait_s)
         parts = pages(store, from_seq, min(limit, MAX_PAGE), entries_json)
 
         def tail() -> bytes:  # read last: at least the last seq the answer shows

@@ -21,7 +21,9 @@ from replog.core.errors import BadRequest, ReplogError
 from replog.core.wire import parse_replicate
 from replog.logs import node_logger
 from replog.storage.store import Store
+from replog.storage.watch import SeqWatch
 from replog.web.common import JsonBottle, json_errors, read_json_body, require_secret, term_fields
+from replog.web.follow import Followers
 from replog.web.reads import add_read_routes
 
 
@@ -120,6 +122,7 @@ def secondary_app(
     stopping: threading.Event,
     stats: ReceiveStats | None = None,
     admit: Callable[[], None] | None = None,
+    followers: Followers | None = None,
 ) -> bottle.Bottle:
     """`admit` (cluster mode) runs before a batch is read: it raises to refuse the caller (a master
     of a stale epoch); None in static mode, which follows whoever replicates to it."""
@@ -170,5 +173,17 @@ def secondary_app(
         require_secret(config.cluster_secret)
         return asdict(faults.update(read_json_body(4096)))
 
-    add_read_routes(app, store, max_streams=config.server.reserved_threads // 2)
+    if followers is None:  # cluster mode: the app's own, closed when the node stops
+        server = config.server
+        watch = SeqWatch(lambda: store.stored_seq, name=config.name)
+        store.add_watcher(watch.poke)
+        followers = Followers(store, watch, server.max_followers, server.follow_keepalive_s)
+        own = followers
+
+        def close_at_stop() -> None:
+            stopping.wait()
+            own.close()
+
+        threading.Thread(target=close_at_stop, name=f"followers-{config.name}", daemon=True).start()
+    add_read_routes(app, store, max_streams=config.server.reserved_threads // 2, followers=followers)
     return app

@@ -77,7 +77,7 @@ class HttpServer:
             ),
             host=config.host,
             port=config.port,
-            threads=config.threads,
+            threads=config.total_threads,  # followers wait on threads of their own
             connection_limit=limit,
             channel_request_lookahead=1,  # lets a waiting writer notice that its client hung up
             # waitress refuses a declared Content-Length of max_request_body_size or more before

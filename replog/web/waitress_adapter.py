@@ -44,7 +44,7 @@ from typing import Any
 
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
-from waitress.channel import HTTPChannel
+from waitress.channel import ClientDisconnected, HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import BaseWSGIServer, TcpWSGIServer
 from waitress.task import ErrorTask, Task
@@ -62,6 +62,56 @@ SEND_BYTES = 18_000
 
 
 FD_SETSIZE = 1024  # select() watches descriptors 0..1023 only
+
+
+def response_channel(environ: dict[str, Any]) -> Any | None:
+    """The waitress channel answering this request (None outside waitress): the owner of the bound
+    method waitress puts in `waitress.client_disconnected`."""
+    return getattr(environ.get("waitress.client_disconnected"), "__self__", None)
+
+
+def send_chunk(channel: Any, data: bytes) -> bool:
+    """Any thread, while the request's own worker is parked inside its streamed answer (after its
+    first chunk, which sent the headers): write `data` as one chunk of the chunked answer and send
+    it now. False if the client is gone. Uses `write_soon` (under `outbuf_lock`) and `_flush_some`,
+    as `flush_response` does."""
+    if not channel.connected:
+        return False
+    try:
+        channel.write_soon(b"%X\r\n%b\r\n" % (len(data), data))
+    except ClientDisconnected:
+        return False
+    with channel.outbuf_lock:
+        if channel.total_outbufs_len:
+            _, failed = channel._flush_exception(channel._flush_some, do_close=False)
+            if failed or channel.total_outbufs_len:
+                channel.server.pull_trigger()
+    return bool(channel.connected)
+
+
+def unsent_bytes(channel: Any) -> int:
+    """Bytes written to this channel and not yet taken by its socket (a slow reader's backlog)."""
+    return int(channel.total_outbufs_len)
+
+
+def flush_response(environ: dict[str, Any]) -> bool:
+    """Request thread, inside a streamed answer: send what the app has written so far now. While
+    a request runs, waitress sends its output only once `send_bytes` of it gather (or the answer
+    ends), which would hold an event stream's small events back. Uses the channel behind waitress's
+    `waitress.client_disconnected` (its bound method), its `outbuf_lock` and `_flush_some`, as
+    waitress's own `write_soon` does for a large write. False if the client is gone."""
+    check = environ.get("waitress.client_disconnected")
+    channel = getattr(check, "__self__", None)
+    if channel is None:
+        return True  # not under waitress (an in-process test client): nothing is held back
+    if not channel.connected:
+        return False
+    with channel.outbuf_lock:
+        if channel.total_outbufs_len:
+            _, failed = channel._flush_exception(channel._flush_some, do_close=False)
+            if failed or channel.total_outbufs_len:
+                channel.server.pull_trigger()  # the loop sends the rest, or closes
+    return bool(channel.connected)
 
 
 def loop_once(timeout_s: float, channels: dict[int, Any]) -> None:
@@ -143,6 +193,16 @@ def check_internals(server: Any, send_bytes: int) -> None:
         lambda: _in_source(type(server).run, "asyncore.loop", "_map", "task_dispatcher.shutdown"),
         "the server's run() no longer just loops over its map",
         "run that loop itself, choosing select() or poll() per iteration",
+    )
+    _require(
+        lambda: all(
+            hasattr(server.channel_class, name)
+            for name in (
+                "check_client_disconnected", "_flush_exception", "_flush_some", "connected", "write_soon"
+            )
+        ),
+        "HTTPChannel.check_client_disconnected, _flush_exception or _flush_some is gone",
+        "send an event stream's events as they are written (flush_response)",
     )
     check_policy_internals(server)
 

@@ -67,6 +67,16 @@ def duplicated(pairs: list[tuple[str, Any]]) -> bytes:
     return ("{" + ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in items) + "}").encode()
 
 
+# Idempotency keys (issue 13): a few valid ones, so repeats and reuses happen, and invalid ones.
+ids = st.one_of(st.sampled_from(["k1", "k2", "k3", "", "has space", "x" * 129, "caf\u00e9"]), json_scalars)
+keyed_single = st.fixed_dictionaries({"message": st.sampled_from(["same", "other"]) | messages, "id": ids},
+                                     optional={"w": st.sampled_from([1, 2])})
+keyed_bulk = st.fixed_dictionaries({"messages": st.lists(
+    st.one_of(messages, st.fixed_dictionaries({"message": st.sampled_from(["same", "other"]), "id": ids}),
+              st.fixed_dictionaries({"message": messages}, optional={"id": ids, "extra": json_scalars})),
+    min_size=1, max_size=3)})
+key_headers = st.one_of(st.none(), st.sampled_from(["k1", "k2", "k3", "", "bad key"]))
+
 bodies = st.one_of(
     st.binary(max_size=64),
     json_values.map(lambda v: json.dumps(v).encode()),
@@ -88,6 +98,8 @@ bodies = st.one_of(
     ),
     st.lists(st.tuples(known_keys, st.one_of(w_values, messages)), min_size=1, max_size=3).map(duplicated),
     st.just(b'{"message": "\\ud800"}'),
+    keyed_single.map(lambda d: json.dumps(d).encode()),
+    keyed_bulk.map(lambda d: json.dumps(d).encode()),
 )
 paths = st.sampled_from(
     [
@@ -100,6 +112,14 @@ paths = st.sampled_from(
         "/nope",
         "/replicate",
         "/entries?from_seq=0",
+        "/entries?from_seq=999&wait=0.01",
+        "/entries?wait=abc",
+        "/entries?wait=61",
+        "/entries?min_seq=999&wait=0.01",
+        "/messages?min_seq=0",
+        "/messages?min_seq=1&wait=0.05",
+        "/stream?from_seq=0",
+        "/stream?from_seq=x",
         "/openapi.json",
     ]
 )
@@ -136,38 +156,59 @@ def test_fuzzed_requests_never_5xx_errors_are_json_and_only_accepted_is_stored(m
     says they are stored and keep replicating). The test owns its cluster and its record of what was
     accepted, so it holds whatever else runs, in whatever order."""
     accepted: list[str] = []
+    held_keys: dict[str, str] = {}  # idempotency key -> its message, as the master must hold them
 
     @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(method=methods, path=paths, body=bodies)
+    @given(method=methods, path=paths, body=bodies, key_header=key_headers)
     # valid appends of each shape run every time, so the final check never rests on the draw
-    @example(method="POST", path="/messages", body=b'{"message": "one", "w": 1}')
-    @example(method="POST", path="/messages?w=2", body=b'{"msg": "two"}')
-    @example(method="POST", path="/messages", body=b'{"messages": ["three", "four"], "w": "all"}')
-    def one_request(method: str, path: str, body: bytes) -> None:
+    @example(method="POST", path="/messages", body=b'{"message": "one", "w": 1}', key_header=None)
+    @example(method="POST", path="/messages?w=2", body=b'{"msg": "two"}', key_header=None)
+    @example(
+        method="POST", path="/messages", body=b'{"messages": ["three", "four"], "w": "all"}', key_header=None
+    )
+    @example(method="POST", path="/messages", body=b'{"message": "five", "id": "k9"}', key_header=None)
+    @example(method="POST", path="/messages", body=b'{"message": "five", "id": "k9"}', key_header="k9")
+    def one_request(method: str, path: str, body: bytes, key_header: str | None) -> None:
         before = stored(master)
-        response = requests.request(
-            method, master.url + path, data=body, timeout=10, headers={"Content-Type": "application/json"}
-        )
+        headers = {"Content-Type": "application/json"}
+        if key_header is not None:
+            headers["Idempotency-Key"] = key_header
+        response = requests.request(method, master.url + path, data=body, timeout=10, headers=headers)
         assert response.status_code < 500 or response.status_code in (503, 504), response.text
         payload: Any = response.json()  # every answer, error or not, is JSON
         if response.status_code >= 400:
             assert isinstance(payload, dict)
             assert isinstance(payload["error"], str) and isinstance(payload["detail"], str)
-        if response.status_code == 504:  # a tiny `timeout` ran out before w was met: stored anyway
+        stored_504 = response.status_code == 504 and payload["error"] != "min_seq_timeout"
+        if stored_504:  # a tiny `timeout` ran out before w was met: stored anyway
             assert payload["error"] == "write_concern_timeout" and isinstance(payload["seq"], int)
+        elif response.status_code == 504:  # a read's min_seq was not held in time
+            assert method == "GET" and "min_seq" in path
         new: list[str] = []
-        if response.status_code in (201, 504):
+        if response.status_code == 201 or stored_504:
             assert method == "POST" and path.startswith("/messages")
-            sent = json.loads(body)
-            new = sent.get("messages") or [sent.get("message", sent.get("msg"))]
-            assert all(isinstance(m, str) and m for m in new)
-            assert all(len(m.encode()) <= MAX_MESSAGE for m in new), "a message over the limit was stored"
+            for message, key in sent_items(json.loads(body), key_header):
+                assert isinstance(message, str) and message
+                assert len(message.encode()) <= MAX_MESSAGE, "a message over the limit was stored"
+                if key is None or key not in held_keys:  # a held key's repeat is not stored again
+                    new.append(message)
+                if key is not None:
+                    assert held_keys.setdefault(key, message) == message, "a reused key was accepted"
+        if response.status_code == 422:
+            assert payload["error"] == "idempotency_key_reused" and isinstance(payload["seq"], int)
         assert stored(master) == before + new, "the log grew by exactly what was accepted"
         accepted.extend(new)
 
     one_request()
     assert accepted, "the fuzzer must have produced some valid appends"
     assert stored(master) == accepted
+
+
+def sent_items(sent: dict[str, Any], key_header: str | None) -> list[tuple[str, str | None]]:
+    """(message, idempotency key) of each message of an accepted append body."""
+    if "messages" in sent:
+        return [(m, None) if isinstance(m, str) else (m["message"], m.get("id")) for m in sent["messages"]]
+    return [(sent.get("message", sent.get("msg")), sent.get("id", key_header))]
 
 
 request_lines = st.one_of(

@@ -99,4 +99,6 @@ def test_the_openapi_document_states_the_message_limit(cluster: Cluster) -> None
     schema = doc["paths"]["/messages"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     fields = schema["properties"]
     assert fields["message"]["x-max-message-bytes"] == MAX_MESSAGE
-    assert json.dumps(fields["messages"]["items"]) == json.dumps(fields["message"])
+    string, keyed = fields["messages"]["items"]["oneOf"]  # a message, or {message, id} (issue 13)
+    assert json.dumps(string) == json.dumps(fields["message"])
+    assert json.dumps(keyed["properties"]["message"]) == json.dumps(fields["message"])

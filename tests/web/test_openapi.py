@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 import requests
 
+from replog.core.entry import MAX_KEY_BYTES
 from replog.core.wire import MAX_BULK_MESSAGES, MAX_TIMEOUT_S
 from replog.web.common import MAX_PAGE
+from replog.web.follow import MAX_WAIT_S
 from replog.web.openapi import openapi
 
 from .conftest import HTTP_TIMEOUT_S, Cluster, server
@@ -66,6 +68,19 @@ def test_the_numbers_are_the_enforced_constants() -> None:
     limit = next(p for p in doc["paths"]["/messages"]["get"]["parameters"] if p["name"] == "limit")
     assert str(MAX_PAGE) in limit["description"]
     json.dumps(doc)  # serves as JSON
+    assert props["id"]["maxLength"] == MAX_KEY_BYTES
+    wait = next(p for p in doc["paths"]["/entries"]["get"]["parameters"] if p["name"] == "wait")
+    assert wait["schema"]["maximum"] == MAX_WAIT_S
+    assert "/stream" in doc["paths"] and "422" in post["responses"]
+
+
+def test_key_length_and_wait_at_their_maximum_are_accepted_and_past_them_400(cluster: Cluster) -> None:
+    assert cluster.post({"message": "m", "id": "k" * MAX_KEY_BYTES}).status_code == 201
+    assert cluster.post({"message": "m", "id": "k" * (MAX_KEY_BYTES + 1)}).status_code == 400
+    ok = requests.get(cluster.url + "/entries", params={"from_seq": 1, "wait": MAX_WAIT_S}, timeout=10)
+    assert ok.status_code == 200
+    past = requests.get(cluster.url + "/entries", params={"wait": MAX_WAIT_S + 0.01}, timeout=10)
+    assert past.status_code == 400
 
 
 def test_bulk_at_max_items_is_accepted_and_one_more_is_400(cluster: Cluster, append: dict[str, Any]) -> None:
