@@ -2,7 +2,10 @@
 
 Prints a table and writes JSON. Scenarios: sequential appends per w; 16 and 64 concurrent clients
 per w; bulk appends of 100; catch-up of a secondary that missed 100,000 messages; the master's RSS
-after 1,000,000 messages and the time of a page of 1,000 near the end. Best of --repeat runs.
+after 1,000,000 messages and the time of a page of 1,000 near the end; cluster mode's appends/s
+against static mode's at 16 clients, w=1 and w=majority (`cluster`, see ratio.py). Best of --repeat
+runs. `failover` (not repeated: its own --failover-trials) times kill -9 of a cluster-mode master
+to the first w=majority 201, with the default timings and with a 0.1 s heartbeat (failover.py).
 """
 
 from __future__ import annotations
@@ -17,83 +20,42 @@ import time
 from pathlib import Path
 from typing import Any
 
-from replog.bench.load import LoadResult, run_load
-from replog.bench.machine import CpuTimes, fdatasync_us, process_cpu_s
+from replog.bench import failover
+from replog.bench.machine import CpuTimes, fdatasync_us
+from replog.bench.ratio import cluster_vs_static, ratios
+from replog.bench.rig import BenchCluster, row
 from replog.client import ReplogClient, poll_until
-from replog.testing.cluster import LocalCluster
+
+STATIC_SCENARIOS = ("sequential", "concurrent", "bulk", "catchup", "memory")
+SCENARIOS = (*STATIC_SCENARIOS, "cluster", "failover")
 
 
-class BenchCluster:
-    """A durable local cluster with quiet logs, optionally pinned (see `pinned`), and what the
-    benchmark reads of it: CPU time per node and the master's RSS."""
-
-    def __init__(self, root: Path, fsync: str, pin: bool) -> None:
-        self.cluster = LocalCluster(
-            root,
-            common_argv=("--log-level=WARNING", f"--fsync={fsync}"),
-            master_argv=("--heartbeat-interval=0.2",),
-            log_dir=root,
-            pin=pin,
-        )
-        self.master = self.cluster.master
-        self.secondaries = list(self.cluster.secondaries.values())
-        self.client = ReplogClient(self.master.url, request_timeout_s=120)
-
-    def start(self) -> None:
-        self.cluster.start()
-        self.cluster.wait_writable(30)
-
-    def stop(self) -> None:
-        self.cluster.stop()
-
-    def cpu_s(self) -> list[float]:
-        """CPU seconds used so far by the master, then each secondary."""
-        return [process_cpu_s(node.pid or 0) for node in (self.master, *self.secondaries)]
-
-    def load(self, **kwargs: Any) -> tuple[LoadResult, list[float]]:
-        """Run a load; also return each node's CPU microseconds per request during it."""
-        before = self.cpu_s()
-        result = run_load(self.master.url, **kwargs)
-        spent = [after - start for after, start in zip(self.cpu_s(), before, strict=True)]
-        return result, [s * 1e6 / max(1, result.requests) for s in spent]
-
-    def master_rss_mb(self) -> float:
-        pid = self.master.pid
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+def run_once(args: argparse.Namespace, root: Path, run_index: int) -> list[dict[str, Any]]:
+    """One run: the static cluster's scenarios on one cluster, then cluster vs static mode on
+    fresh clusters of their own (the static scenarios leave a long log behind)."""
+    wanted = set(args.scenarios.split(","))
+    rows: list[dict[str, Any]] = []
+    if wanted & set(STATIC_SCENARIOS):
+        rows += static_scenarios(args, root / "static", wanted)
+    if "cluster" in wanted:
+        rows += cluster_vs_static(args, root / "modes", run_index)
+    return rows
 
 
-def _row(name: str, r: LoadResult, w: int, node_cpu_us: list[float]) -> dict[str, Any]:
-    return {
-        "scenario": f"{name} w={w}",
-        "per_s": round(r.per_s),
-        "p50_ms": round(r.percentile(50), 2),
-        "p99_ms": round(r.percentile(99), 2),
-        "requests": r.requests,
-        "errors": r.errors,
-        "client_cpu_pct": round(100 * r.client_cpu_s / r.wall_s) if r.wall_s else 0,
-        "master_cpu_us_per_request": round(node_cpu_us[0]),
-        "secondary_cpu_us_per_request": round(sum(node_cpu_us[1:]) / len(node_cpu_us[1:])),
-    }
-
-
-def run_once(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
+def static_scenarios(args: argparse.Namespace, root: Path, wanted: set[str]) -> list[dict[str, Any]]:
     cluster = BenchCluster(root, args.fsync, args.pin)
     cluster.start()
     rows: list[dict[str, Any]] = []
     try:
-        wanted = set(args.scenarios.split(","))
         for clients in (1, 16, 64):
             if ("sequential" if clients == 1 else "concurrent") not in wanted:
                 continue
             for w in (1, 2, 3):
                 result, cpu = cluster.load(clients=clients, w=w, duration_s=args.seconds)
-                rows.append(_row("sequential" if clients == 1 else f"{clients} clients", result, w, cpu))
+                rows.append(row("sequential" if clients == 1 else f"{clients} clients", result, w, cpu))
         if "bulk" in wanted:
             bulk, cpu = cluster.load(clients=8, w=3, batch=100, duration_s=args.seconds)
-            rows.append(_row("bulk 100/request (msgs/s)", bulk, 3, cpu))
+            rows.append(row("bulk 100/request (msgs/s)", bulk, 3, cpu))
         if "catchup" in wanted:
             rows.append(catch_up(cluster, args.catch_up))
         if "memory" in wanted:
@@ -143,7 +105,7 @@ def _bulk_fill(client: ReplogClient, count: int, w: int) -> None:
 
 def best(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Per scenario, the run with the best headline figure."""
-    chosen = []
+    chosen: list[dict[str, Any]] = []
     for rows in zip(*runs, strict=True):
         if "per_s" in rows[0]:
             chosen.append(max(rows, key=lambda r: r["per_s"]))
@@ -152,6 +114,18 @@ def best(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         else:
             chosen.append(min(rows, key=lambda r: r["page_1000_ms"]))
     return chosen
+
+
+def failover_rows(count: int) -> list[dict[str, Any]]:
+    """Failover time with cluster mode's default timings and with a 0.1 s heartbeat."""
+    rows = []
+    for timings in (failover.DEFAULTS, failover.FAST):
+        print(f"failover trials, {' '.join(timings.argv())}", file=sys.stderr, flush=True)
+        times = failover.trials(
+            timings, count, lambda i, s: print(f"  trial {i + 1}: {s:.2f} s", file=sys.stderr, flush=True)
+        )
+        rows.append(failover.row(timings, times))
+    return rows
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -185,28 +159,36 @@ def main() -> int:
     )
     parser.add_argument(
         "--scenarios",
-        default="sequential,concurrent,bulk,catchup,memory",
-        help="comma-separated subset of: sequential,concurrent,bulk,catchup,memory",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated subset of: {','.join(SCENARIOS)}",
     )
+    parser.add_argument("--failover-trials", type=int, default=5, help="kills per failover timing")
     parser.add_argument("--out", type=Path, default=Path("bench-results/latest.json"))
     args = parser.parse_args()
+    unknown = set(args.scenarios.split(",")) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios {','.join(sorted(unknown))}; known: {','.join(SCENARIOS)}")
     runs = []
     cpu_at_start = CpuTimes.now()
     with tempfile.TemporaryDirectory(prefix="replog-bench-") as probe_dir:
         fsync_us = fdatasync_us(Path(probe_dir))
-    for i in range(args.repeat):
+    repeated = set(args.scenarios.split(",")) - {"failover"}
+    for i in range(args.repeat if repeated else 0):
         root = Path(tempfile.mkdtemp(prefix="replog-bench-"))
         try:
             print(f"run {i + 1}/{args.repeat} in {root}", file=sys.stderr, flush=True)
-            runs.append(run_once(args, root))
+            runs.append(run_once(args, root, i))
         finally:
             shutil.rmtree(root, ignore_errors=True)
+    rows = best(runs) if runs else []
+    rows += ratios(rows, runs)
+    if "failover" in args.scenarios.split(","):
+        rows += failover_rows(args.failover_trials)
     machine = {
         "cpus": os.cpu_count(),
         "fdatasync_p50_us": round(fsync_us),
         "cpu_steal_pct": round(CpuTimes.now().steal_pct_since(cpu_at_start), 1),
     }
-    rows = best(runs)
     print_table(rows)
     print(
         f"\nmachine: {machine['cpus']} CPUs, fdatasync p50 {machine['fdatasync_p50_us']} us, "

@@ -74,20 +74,27 @@ class _KeepAlive:
 
 
 def _client_thread(
-    url: str, w: int, batch: int, stop_at: float, count: int, tag: str, out: list[tuple[float, int, int]],
+    url: str,
+    w: int | str,
+    batch: int,
+    stop_at: float,
+    count: int,
+    tag: str,
+    out: list[tuple[float, int, int]],
     keyed: bool = False,
 ) -> None:
     client = _KeepAlive(url)
     payload = "x" * 90
+    w_json = json.dumps(w)  # 2, or "majority" quoted
     sent = 0
     while (count and sent < count) or (not count and time.monotonic() < stop_at):
         sent += 1
         if batch > 1:
             raw = json.dumps({"messages": [f"{tag}-{sent}-{i}-{payload}" for i in range(batch)], "w": w})
         elif keyed:  # an idempotency key per message (issue 13): what a retrying client sends
-            raw = f'{{"message":"{tag}-{sent}-{payload}","w":{w},"id":"{tag}-{sent}"}}'
+            raw = f'{{"message":"{tag}-{sent}-{payload}","w":{w_json},"id":"{tag}-{sent}"}}'
         else:
-            raw = f'{{"message":"{tag}-{sent}-{payload}","w":{w}}}'
+            raw = f'{{"message":"{tag}-{sent}-{payload}","w":{w_json}}}'
         started = time.perf_counter()
         try:
             ok = client.post(raw.encode()) == 201
@@ -100,7 +107,7 @@ def _client_thread(
 
 def _process(
     url: str,
-    w: int,
+    w: int | str,
     batch: int,
     threads: int,
     duration_s: float,
@@ -131,7 +138,7 @@ def run_load(
     url: str,
     *,
     clients: int,
-    w: int,
+    w: int | str,
     duration_s: float = 0.0,
     count_per_client: int = 0,
     batch: int = 1,

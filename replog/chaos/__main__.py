@@ -1,4 +1,5 @@
-"""`python -m replog.chaos --duration 60 --seed 7 [--out DIR]`: one fault run, exit 1 on any anomaly."""
+"""`python -m replog.chaos --duration 60 --seed 7 [--out DIR] [--cluster-mode]`: one fault run, exit 1 on
+any anomaly. `--cluster-mode`: three nodes that elect their master, with faults on the master."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import time
 from pathlib import Path
 
 from replog.chaos.cluster import Timing
+from replog.chaos.cluster_run import ClusterRunConfig, run_cluster_mode
 from replog.chaos.report import render_summary
-from replog.chaos.runner import PartitionMode, RunConfig, run
+from replog.chaos.runner import PartitionMode, RunConfig, RunResult, run
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,6 +68,18 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="extra flag for each secondary (repeatable)",
     )
+    p.add_argument(
+        "--cluster-mode",
+        action="store_true",
+        help="three nodes elect their master (--members); master faults and failovers",
+    )
+    p.add_argument(
+        "--netns",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="cluster mode: each node in its own network namespace (root), so the master can be cut",
+    )
+    p.add_argument("--readers", type=int, default=1, help="cluster mode: reader threads")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -77,6 +91,20 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     out = args.out or Path(tempfile.gettempdir()) / f"replog-chaos-{args.seed}-{int(time.time())}"
+    if args.cluster_mode:
+        result = run_cluster_mode(
+            ClusterRunConfig(
+                out_dir=out,
+                duration_s=args.duration,
+                seed=args.seed,
+                writers=args.writers,
+                readers=args.readers,
+                client_timeout_s=min(args.client_timeout, 5.0),
+                converge_timeout_s=args.converge_timeout,
+                netns={"auto": None, "yes": True, "no": False}[args.netns],
+            )
+        )
+        return _report(result)
     cfg = RunConfig(
         out_dir=out,
         duration_s=args.duration,
@@ -91,7 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         master_argv=tuple(args.master_arg),
         secondary_argv=tuple(args.secondary_arg),
     )
-    result = run(cfg)
+    return _report(run(cfg))
+
+
+def _report(result: RunResult) -> int:
     sys.stdout.write(render_summary(result.verdict) + "\n")
     if result.unexpected_exits:
         sys.stdout.write(f"nodes exited unexpectedly (restarted): {', '.join(result.unexpected_exits)}\n")

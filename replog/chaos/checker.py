@@ -8,11 +8,12 @@ entry cannot testify to when it stored it, so it is never counted against a writ
 from __future__ import annotations
 
 import bisect
-import enum
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from replog.chaos.cluster_checks import ClusterCounts, ClusterEvidence, check_cluster, excused_values
+from replog.chaos.findings import Anomaly, AnomalyReport, Findings, Op, collect_ops
 from replog.chaos.history import (
     Event,
     FaultEvent,
@@ -22,18 +23,10 @@ from replog.chaos.history import (
     HealthEvent,
     OpEvent,
     OpType,
+    ReadEvent,
 )
 
 __all__ = ["Anomaly", "AnomalyReport", "CheckerConfig", "Counts", "Verdict", "check"]
-
-
-class Anomaly(enum.Enum):
-    LOST = "lost"  # an ok'd value missing on some node
-    DUPLICATED = "duplicated"  # a value at two seqs of one node's log
-    UNEXPECTED = "unexpected"  # a value never invoked, or one whose append failed definitely
-    REORDERED = "reordered"  # nodes disagree at a seq, a node is not a prefix of the master, gaps
-    WRITE_CONCERN = "write_concern"  # a 201 for w=k while fewer than k nodes held the seq
-    READ_ONLY_ACCEPTED = "accepted_while_read_only"  # a 201 while the master said it was read-only
 
 
 @dataclass(frozen=True)
@@ -51,12 +44,6 @@ class CheckerConfig:
 
 
 @dataclass(frozen=True)
-class AnomalyReport:
-    count: int
-    examples: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class Counts:
     invoked: int
     ok: int
@@ -68,6 +55,7 @@ class Counts:
     health_observations: int
     read_only_observations: int
     faults: int
+    reads: int = 0  # readers' pages (cluster mode)
     ok_by_w: Mapping[int, int] = field(default_factory=dict)
     node_entries: Mapping[str, int] = field(default_factory=dict)
 
@@ -76,6 +64,7 @@ class Counts:
 class Verdict:
     counts: Counts
     anomalies: Mapping[Anomaly, AnomalyReport]
+    cluster: ClusterCounts | None = None  # cluster mode only
 
     @property
     def ok(self) -> bool:
@@ -88,61 +77,12 @@ class Verdict:
         return frozenset(kind for kind, report in self.anomalies.items() if report.count)
 
 
-@dataclass(frozen=True)
-class _Op:
-    value: str
-    process: int
-    w: int
-    invoked_at: float
-    outcome: OpType | None  # None: never completed
-    done_at: float | None
-    seq: int | None
-
-
-def _collect_ops(events: Sequence[OpEvent]) -> dict[str, _Op]:
-    invokes: dict[str, OpEvent] = {}
-    completions: dict[str, OpEvent] = {}
-    for event in events:
-        target = invokes if event.type is OpType.INVOKE else completions
-        if event.value in target:
-            raise ValueError(f"value {event.value!r} has two {event.type.value} events")
-        target[event.value] = event
-    if stray := completions.keys() - invokes.keys():
-        raise ValueError(f"completions without an invoke: {sorted(stray)[:5]}")
-    ops: dict[str, _Op] = {}
-    for value, inv in invokes.items():
-        done = completions.get(value)
-        ops[value] = _Op(
-            value=value,
-            process=inv.process,
-            w=inv.w,
-            invoked_at=inv.time,
-            outcome=None if done is None else done.type,
-            done_at=None if done is None else done.time,
-            seq=None if done is None else done.seq,
-        )
-    return ops
-
-
-class _Findings:
-    """Collects anomalies; keeps every count but only the first few examples."""
-
-    def __init__(self, max_examples: int) -> None:
-        self._max = max_examples
-        self._counts: Counter[Anomaly] = Counter()
-        self._examples: dict[Anomaly, list[str]] = defaultdict(list)
-
-    def add(self, kind: Anomaly, example: str) -> None:
-        self._counts[kind] += 1
-        if len(self._examples[kind]) < self._max:
-            self._examples[kind].append(example)
-
-    def reports(self) -> dict[Anomaly, AnomalyReport]:
-        return {k: AnomalyReport(self._counts[k], tuple(self._examples[k])) for k in Anomaly}
-
-
-def _check_values(ops: Mapping[str, _Op], final: FinalState, found: _Findings) -> None:
-    """Lost, duplicated and unexpected: which values are where, ignoring order.
+def _check_values(
+    ops: Mapping[str, Op], final: FinalState, found: Findings, excused: Collection[str] = frozenset()
+) -> None:
+    """Lost, duplicated and unexpected: which values are where, ignoring order. `final` holds
+    messages only (no control records); `excused` values may be missing (cluster mode: a small w
+    rolled back, and found in a rollback file).
 
     A value at different seqs on different nodes is a disagreement, reported as reordered.
     """
@@ -165,16 +105,23 @@ def _check_values(ops: Mapping[str, _Op], final: FinalState, found: _Findings) -
                     f"{value!r} on {node} at seq {seqs[0]}: its append failed",
                 )
         for op in ops.values():
-            if op.outcome is OpType.OK and op.value not in per_node:
+            if op.outcome is OpType.OK and op.value not in per_node and op.value not in excused:
                 found.add(
                     Anomaly.LOST,
                     f"{op.value!r} (seq {op.seq}, w={op.w}) missing on {node}",
                 )
 
 
-def _check_order(ops: Mapping[str, _Op], final: FinalState, master: str, found: _Findings) -> None:
+def _check_order(
+    ops: Mapping[str, Op],
+    final: FinalState,
+    master: str,
+    found: Findings,
+    binding: Callable[[Op], bool] = lambda op: op.outcome is not OpType.FAIL,
+) -> None:
     """Reordered: gaps or disorder on a node, a node that is not a prefix of the master, and
-    a master that holds something other than the acknowledged value at an acknowledged seq."""
+    a master that holds something other than the value at a seq an op was given (for the ops
+    `binding` says keep their seq: in static mode all but definite failures)."""
     for node, entries in final.items():
         for position, entry in enumerate(entries, start=1):
             if entry.seq != position:
@@ -197,20 +144,21 @@ def _check_order(ops: Mapping[str, _Op], final: FinalState, master: str, found: 
             elif master_at[entry.seq] != entry.message:
                 found.add(
                     Anomaly.REORDERED,
-                    f"{node}: seq {entry.seq} holds {entry.message!r}, master holds {master_at[entry.seq]!r}",
+                    f"{node}: seq {entry.seq} holds {entry.message!r}, "
+                    f"{master} holds {master_at[entry.seq]!r}",
                 )
     for op in ops.values():
-        if op.seq is None or op.outcome is OpType.FAIL or op.seq not in master_at:
+        if op.seq is None or not binding(op) or op.seq not in master_at:
             continue
         if master_at[op.seq] != op.value:
             found.add(
                 Anomaly.REORDERED,
-                f"{op.value!r} was given seq {op.seq} but the master holds {master_at[op.seq]!r} there",
+                f"{op.value!r} was given seq {op.seq} but {master} holds {master_at[op.seq]!r} there",
             )
 
 
 def _check_write_concern(
-    ops: Mapping[str, _Op], final: FinalState, tolerance_s: float, found: _Findings
+    ops: Mapping[str, Op], final: FinalState, tolerance_s: float, found: Findings
 ) -> None:
     """Only nodes that still hold the acked entry can prove they stored it too late."""
     at: dict[str, dict[int, FinalEntry]] = {n: {e.seq: e for e in es} for n, es in final.items()}
@@ -231,10 +179,10 @@ def _check_write_concern(
 
 
 def _check_read_only(
-    ops: Mapping[str, _Op],
+    ops: Mapping[str, Op],
     health: Sequence[HealthEvent],
     max_gap_s: float | None,
-    found: _Findings,
+    found: Findings,
 ) -> None:
     """Flag an ok only if the master was definitely read-only for the whole call.
 
@@ -267,29 +215,58 @@ def _check_read_only(
         )
 
 
-def check(events: Iterable[Event], final: FinalState, config: CheckerConfig | None = None) -> Verdict:
-    """Judge one run: every anomaly kind is reported, with its count and a few examples."""
+def check(
+    events: Iterable[Event],
+    final: FinalState,
+    config: CheckerConfig | None = None,
+    cluster: ClusterEvidence | None = None,
+) -> Verdict:
+    """Judge one run: every anomaly kind is reported, with its count and a few examples. With
+    `cluster` (a cluster-mode run), `config.master` names the final master, control records are
+    left out of every comparison of messages, and the cluster rules apply
+    (`replog.chaos.cluster_checks`)."""
     cfg = config or CheckerConfig()
     op_events: list[OpEvent] = []
     health: list[HealthEvent] = []
     faults = 0
+    reads: list[ReadEvent] = []
     for event in events:
         if isinstance(event, OpEvent):
             op_events.append(event)
         elif isinstance(event, HealthEvent):
             health.append(event)
+        elif isinstance(event, ReadEvent):
+            reads.append(event)
         elif isinstance(event, FaultEvent) and event.phase is FaultPhase.START:
             faults += 1
     health.sort(key=lambda h: h.time)
-    ops = _collect_ops(op_events)
+    ops = collect_ops(op_events)
 
-    found = _Findings(cfg.max_examples)
-    _check_values(ops, final, found)
-    _check_order(ops, final, cfg.master, found)
+    found = Findings(cfg.max_examples)
+    messages = {node: tuple(e for e in entries if e.is_message) for node, entries in final.items()}
+    if cluster is None:
+        _check_values(ops, messages, found)
+        _check_order(ops, final, cfg.master, found)
+        cluster_counts = None
+    else:
+        majority = cluster.majority
+        present = {e.message for e in messages.get(cfg.master, ())}
+        _check_values(ops, messages, found, excused_values(ops, messages, cluster))
+        # a seq given to a write that may be rolled back binds only if the write survived
+        _check_order(
+            ops, final, cfg.master, found,
+            lambda op: (op.outcome is OpType.OK and op.w >= majority) or op.value in present,
+        )  # fmt: skip
+        cluster_counts = check_cluster(
+            ops, final, messages, cfg.master, cluster, found, cfg.clock_tolerance_s
+        )
     _check_write_concern(ops, final, cfg.clock_tolerance_s, found)
+    for read in reads:
+        if read.problem is not None:
+            found.add(Anomaly.BAD_READ, f"{read.node} from seq {read.from_seq}: {read.problem}")
     _check_read_only(ops, health, cfg.read_only_max_gap_s, found)
 
-    stored = {e.message for entries in final.values() for e in entries}
+    stored = {e.message for entries in messages.values() for e in entries}
     by_outcome = Counter(op.outcome for op in ops.values())
     recovered = sum(1 for op in ops.values() if op.outcome is OpType.TIMEOUT and op.value in stored)
     counts = Counts(
@@ -303,7 +280,8 @@ def check(events: Iterable[Event], final: FinalState, config: CheckerConfig | No
         health_observations=len(health),
         read_only_observations=sum(1 for h in health if h.read_only),
         faults=faults,
+        reads=len(reads),
         ok_by_w=dict(sorted(Counter(op.w for op in ops.values() if op.outcome is OpType.OK).items())),
-        node_entries={node: len(entries) for node, entries in final.items()},
+        node_entries={node: len(entries) for node, entries in messages.items()},
     )
-    return Verdict(counts=counts, anomalies=found.reports())
+    return Verdict(counts=counts, anomalies=found.reports(), cluster=cluster_counts)

@@ -22,6 +22,7 @@ __all__ = [
     "HealthEvent",
     "OpEvent",
     "OpType",
+    "ReadEvent",
     "dump_final",
     "event_from_dict",
     "event_to_dict",
@@ -57,6 +58,7 @@ class OpEvent:
     status: int | None = None
     acks: int | None = None
     op: str = "append"
+    node: str | None = None  # cluster mode: the node whose answer this is (after following a 421)
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,19 @@ class FaultEvent:
     phase: FaultPhase
 
 
-Event: TypeAlias = OpEvent | HealthEvent | FaultEvent
+@dataclass(frozen=True)
+class ReadEvent:
+    """A reader's page of `/entries` from one node (cluster mode): where it started, how many
+    entries, and what was wrong with it (None: well formed)."""
+
+    time: float
+    node: str
+    from_seq: int
+    count: int
+    problem: str | None = None
+
+
+Event: TypeAlias = OpEvent | HealthEvent | FaultEvent | ReadEvent
 
 
 @dataclass(frozen=True)
@@ -96,6 +110,12 @@ class FinalEntry:
     seq: int
     message: str
     stored_at: float
+    epoch: int = 1
+    kind: str = "message"  # cluster mode also has control records ("epoch_start"), never messages
+
+    @property
+    def is_message(self) -> bool:
+        return self.kind == "message"
 
 
 FinalState: TypeAlias = Mapping[str, tuple[FinalEntry, ...]]
@@ -115,6 +135,15 @@ def event_from_dict(raw: Mapping[str, Any]) -> Event:
             read_only=bool(raw["read_only"]),
             sent=None if sent is None else float(sent),
         )
+    if kind == "read":
+        problem = raw.get("problem")
+        return ReadEvent(
+            time=float(raw["time"]),
+            node=str(raw["node"]),
+            from_seq=int(raw["from_seq"]),
+            count=int(raw["count"]),
+            problem=None if problem is None else str(problem),
+        )
     if kind == "fault":
         return FaultEvent(
             time=float(raw["time"]),
@@ -132,6 +161,7 @@ def event_from_dict(raw: Mapping[str, Any]) -> Event:
         seq=_opt_int(raw.get("seq")),
         status=_opt_int(raw.get("status")),
         acks=_opt_int(raw.get("acks")),
+        node=None if raw.get("node") is None else str(raw["node"]),
     )
 
 
@@ -146,6 +176,15 @@ def event_to_dict(event: Event) -> dict[str, Any]:
         if event.sent is not None:
             out["sent"] = event.sent
         return out
+    if isinstance(event, ReadEvent):
+        return {
+            "type": "read",
+            "time": event.time,
+            "node": event.node,
+            "from_seq": event.from_seq,
+            "count": event.count,
+            "problem": event.problem,
+        }
     if isinstance(event, FaultEvent):
         return {
             "type": "fault",
@@ -164,6 +203,7 @@ def event_to_dict(event: Event) -> dict[str, Any]:
         "seq": event.seq,
         "status": event.status,
         "acks": event.acks,
+        **({"node": event.node} if event.node is not None else {}),
     }
 
 
@@ -192,6 +232,8 @@ def final_from_dict(
                 seq=int(e["seq"]),
                 message=str(e["message"]),
                 stored_at=float(e["stored_at"]),
+                epoch=int(e.get("epoch", 1)),
+                kind=str(e.get("kind", "message")),
             )
             for e in entries
         )
@@ -201,6 +243,9 @@ def final_from_dict(
 
 def dump_final(final: FinalState) -> dict[str, list[dict[str, Any]]]:
     return {
-        node: [{"seq": e.seq, "message": e.message, "stored_at": e.stored_at} for e in entries]
+        node: [
+            {"seq": e.seq, "message": e.message, "stored_at": e.stored_at, "epoch": e.epoch, "kind": e.kind}
+            for e in entries
+        ]
         for node, entries in final.items()
     }

@@ -30,7 +30,7 @@ from replog.chaos.report import verdict_to_dict
 from replog.chaos.workload import HealthPoller, Recorder, Writer, WriterConfig
 from replog.testing.cluster import LocalCluster
 
-__all__ = ["PartitionMode", "RunConfig", "RunResult", "read_entries", "run"]
+__all__ = ["PartitionMode", "RunConfig", "RunResult", "read_entries", "run", "wait_supervising"]
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def _converge(cluster: LocalCluster, timeout_s: float) -> bool:
         time.sleep(0.25)
 
 
-def _wait_supervising(cluster: LocalCluster, stop: threading.Event, until: float, exits: list[str]) -> bool:
+def wait_supervising(cluster: LocalCluster, stop: threading.Event, until: float, exits: list[str]) -> bool:
     """Wait until the monotonic time `until` (or stop), restarting nodes that die on their own."""
     while True:
         exits.extend(cluster.revive_crashed())
@@ -156,15 +156,15 @@ def _run_schedule(
     applied = 0
     try:
         for fault in schedule:
-            if _wait_supervising(cluster, stop, start + fault.at_s, exits):
+            if wait_supervising(cluster, stop, start + fault.at_s, exits):
                 break
             recorder.record(FaultEvent(time.time(), fault.kind.value, fault.target, FaultPhase.START))
             injector.apply(fault)
             applied += 1
-            _wait_supervising(cluster, stop, time.monotonic() + fault.duration_s, exits)
+            wait_supervising(cluster, stop, time.monotonic() + fault.duration_s, exits)
             injector.heal(fault)
             recorder.record(FaultEvent(time.time(), fault.kind.value, fault.target, FaultPhase.END))
-        _wait_supervising(cluster, stop, start + cfg.duration_s, exits)
+        wait_supervising(cluster, stop, start + cfg.duration_s, exits)
     finally:
         exits.extend(cluster.revive_crashed())
         injector.heal_all()

@@ -61,13 +61,19 @@ class LocalCluster:
         secret: str | None = None,
         pin: bool = False,
         cluster_mode: bool = False,
+        hosts: Mapping[str, str] | None = None,
+        launchers: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         """`secondaries`: names, or names with each one's own extra argv. `base_port`: the master
         listens on it and the secondaries on the next ports, in order; None picks free ports.
         `common_argv` goes to every node; a node's own argv comes last, so it wins. `log_dir` None
         lets the nodes write to this process's stdout and stderr. `pin`: see `pinned`.
         `cluster_mode`: every node gets `--members` (all of them; not with `proxied`) and they elect
-        their master; the node named `master` only stands first (see `current_master`)."""
+        their master; the node named `master` only stands first (see `current_master`).
+        `hosts`/`launchers`: a node's own listen address and the command it runs under (the fault
+        run puts each node in its own network namespace: `ip netns exec NS`); 127.0.0.1 and none
+        by default."""
+        hosts, launchers = hosts or {}, launchers or {}
         own = dict(secondaries) if isinstance(secondaries, Mapping) else {n: () for n in secondaries}
         self.secret = secret
         self.secret_file = None if secret is None else write_secret_file(data_dir / SECRET_FILE, secret)
@@ -83,11 +89,16 @@ class LocalCluster:
 
         def process(name: str, role: Role, index: int, argv: Sequence[str]) -> NodeProcess:
             extra = (*shared, *(pinned(role) if pin else ()), *argv)
-            spec = NodeSpec(name, role, port(index), data_dir / name, extra)
+            spec = NodeSpec(
+                name, role, port(index), data_dir / name, extra,
+                hosts.get(name, "127.0.0.1"), tuple(launchers.get(name, ())),
+            )  # fmt: skip
             return NodeProcess(spec, None if log_dir is None else log_dir / f"{name}.log")
 
         if cluster_mode:
-            shared = (*shared, f"--members={','.join(f'http://127.0.0.1:{p}' for p in ports)}")
+            names = [MASTER, *own]
+            urls = (f"http://{hosts.get(n, '127.0.0.1')}:{p}" for n, p in zip(names, ports, strict=True))
+            shared = (*shared, f"--members={','.join(urls)}")
         self.secondaries: dict[str, NodeProcess] = {
             name: process(name, Role.SECONDARY, index, argv)
             for index, (name, argv) in enumerate(own.items(), start=1)

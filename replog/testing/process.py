@@ -34,18 +34,23 @@ class NodeSpec:
     port: int
     data_dir: Path
     extra_argv: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    # a command the node runs under, e.g. `ip netns exec NS` (which execs: the pid stays the node's,
+    # so kill -9 and SIGSTOP still hit exactly the node)
+    launcher: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def argv(self) -> list[str]:
         return [
+            *self.launcher,
             sys.executable,
             "-m",
             "replog",
             self.role.value,
-            "--host=127.0.0.1",
+            f"--host={self.host}",
             f"--port={self.port}",
             f"--data-dir={self.data_dir}",
             f"--name={self.name}",

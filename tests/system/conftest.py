@@ -3,7 +3,8 @@
 The `docker` marker is registered here. A session fixture builds the app image once (from the
 local base image made by docker/build-base-image.sh and wheels fetched by docker/fetch-wheels.sh);
 `cluster` gives each test its own network, containers and volumes and removes them all in
-teardown, even when the test fails (see harness.py).
+teardown, even when the test fails (see harness.py); `compose_cluster` does the same for a project
+of compose.cluster.yaml (see compose.py).
 
 Docker missing, or the local base image impossible to build: the tests skip with the reason,
 except under CI=true, where they fail instead.
@@ -25,6 +26,7 @@ from typing import NoReturn
 
 import pytest
 
+from .compose import ComposeCluster, compose_command
 from .harness import DockerCluster, docker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,6 +115,22 @@ def replog_image() -> Iterator[str]:
 def cluster(replog_image: str) -> Iterator[DockerCluster]:
     """A fresh network for one test; every container/volume/network it made is removed afterwards."""
     made = DockerCluster(replog_image)
+    try:
+        yield made
+    finally:
+        try:
+            made.dump_logs()  # shown by pytest only when the test failed
+        finally:
+            made.cleanup()
+
+
+@pytest.fixture
+def compose_cluster(replog_image: str) -> Iterator[ComposeCluster]:
+    """compose.cluster.yaml under a unique project name (not started: `up`); always torn down."""
+    command = compose_command()
+    if command is None:
+        unavailable("neither `docker compose` nor `docker-compose` is installed")
+    made = ComposeCluster(replog_image, command)
     try:
         yield made
     finally:

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import requests
 
@@ -82,11 +82,17 @@ def poll(condition: Callable[[], T | None], timeout_s: float, what: str, interva
         time.sleep(interval_s)
 
 
+class OnNetwork(Protocol):
+    """What a node needs of its cluster (a DockerCluster, or a compose project): its network."""
+
+    network: str
+
+
 @dataclass
 class Node:
     """One container running one replog node; `url` is its port published on 127.0.0.1."""
 
-    cluster: DockerCluster
+    cluster: OnNetwork
     name: str  # short name (master, s1, s2)
     container: str
     role: str

@@ -87,3 +87,15 @@ def test_proxied_links_point_the_master_at_the_proxies(tmp_path: Path) -> None:
         assert cluster.link_url("s1") != cluster.secondaries["s1"].url
     finally:
         cluster.stop()  # closes the proxies' listening sockets; no node was started
+
+
+def test_nodes_on_their_own_hosts_under_a_launcher_are_members_by_those_hosts(tmp_path: Path) -> None:
+    hosts = {"master": "10.9.0.10", "s1": "10.9.0.11", "s2": "10.9.0.12"}
+    launchers = {name: ("ip", "netns", "exec", f"ns-{name}") for name in hosts}
+    cluster = LocalCluster(tmp_path, base_port=7000, cluster_mode=True, hosts=hosts, launchers=launchers)
+    assert [n.url for n in cluster.nodes.values()] == ["http://10.9.0.10:7000", "http://10.9.0.11:7001",
+                                                       "http://10.9.0.12:7002"]  # fmt: skip
+    argv = cluster.secondaries["s1"].spec.argv()
+    assert argv[:4] == ["ip", "netns", "exec", "ns-s1"]
+    assert flag(argv, "host") == ["10.9.0.11"]
+    assert flag(argv, "members") == [",".join(n.url for n in cluster.nodes.values())]
