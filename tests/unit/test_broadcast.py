@@ -7,6 +7,8 @@ import re
 import threading
 from typing import Any
 
+from replog.core.matching import BatchHead, crc_of
+from replog.core.wire import Entry
 from replog.storage.store import MemoryStore
 from replog.storage.watch import SeqWatch
 from replog.web.broadcast import MAX_UNSENT_BYTES, Stream
@@ -75,3 +77,17 @@ def test_a_gone_client_ends_its_stream_and_close_ends_the_rest() -> None:
     wait_for(lambda: kept.seqs() == [1])
     followers.close()
     assert kept_stream.ended.is_set()
+
+
+def test_a_rollback_never_leaves_a_rolled_back_entry_in_the_page_cache() -> None:
+    """Cluster mode: a secondary that rolls its suffix back (`Store.apply(rollback=True)`) gives a
+    seq another entry; the page cache is keyed by the rollback count, so readers get the new one."""
+    store = MemoryStore("L1", clock=lambda: 1.0)
+    store.apply("L1", [Entry(1, "a"), Entry(2, "ghost")])
+    followers = Followers(store, SeqWatch(lambda: store.stored_seq), max_followers=4, keepalive_s=30.0)
+    page = followers.events_from(2)
+    assert page is not None and b"ghost" in page[0]
+    store.apply("L1", [Entry(2, "new", epoch=2)], BatchHead(2, 1, 1, crc_of("a")), rollback=True)
+    assert store.rolled_back_entries == 1
+    page = followers.events_from(2)
+    assert page is not None and b"new" in page[0] and b"ghost" not in page[0]
