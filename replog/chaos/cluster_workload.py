@@ -25,7 +25,7 @@ from urllib3.exceptions import NewConnectionError
 
 from replog.chaos.history import OpEvent, OpType, ReadEvent
 from replog.chaos.workload import Recorder
-from replog.client import ReplogClient, ReplogHTTPError
+from replog.client import ConnectionFailed, ReplogClient, ReplogHTTPError
 from replog.core.errors import Overloaded, ReadOnly
 
 __all__ = [
@@ -62,9 +62,13 @@ def _opt_int(raw: object) -> int | None:
     return raw if isinstance(raw, int) and not isinstance(raw, bool) else None
 
 
-def never_sent(error: requests.RequestException) -> bool:
+def never_sent(error: requests.RequestException | ConnectionFailed) -> bool:
     """Whether the request certainly never reached a node: the connection itself was refused or
-    timed out (a dead or cut node). A reset or a read timeout after connecting may have landed."""
+    timed out (a dead or cut node). A reset or a read timeout after connecting may have landed.
+    `replog.client` wraps the requests error in `ConnectionFailed` (judged by the one it wraps)."""
+    if isinstance(error, ConnectionFailed):
+        cause = error.__cause__
+        return isinstance(cause, requests.RequestException) and never_sent(cause)
     if isinstance(error, requests.ConnectTimeout):
         return True
     reason = getattr(error.args[0], "reason", None) if error.args else None
@@ -151,7 +155,7 @@ class ClusterWriter(threading.Thread):
             )
             log.debug("append refused value=%s status=%d error=%s", value, exc.status, exc.code)
             return False
-        except requests.RequestException as exc:
+        except (requests.RequestException, ConnectionFailed) as exc:  # the client wraps the former
             outcome = OpType.FAIL if never_sent(exc) else OpType.TIMEOUT
             record(OpEvent(outcome, self.process, value, w, time.time()))
             log.debug("append indeterminate value=%s error=%s", value, type(exc).__name__)
@@ -194,7 +198,7 @@ class ClusterReader(threading.Thread):
                 name = self._rng.choice(sorted(clients))
                 try:
                     self._read(name, clients[name])
-                except (ReplogHTTPError, requests.RequestException, ValueError, KeyError):
+                except (ReplogHTTPError, ConnectionFailed, requests.RequestException, ValueError, KeyError):
                     continue  # a node down, paused or cut: nothing to judge
         finally:
             for client in clients.values():

@@ -11,7 +11,7 @@ import requests
 from replog.chaos.cluster_faults import ClusterFaultKind, make_cluster_schedule
 from replog.chaos.cluster_workload import classify_error, never_sent
 from replog.chaos.history import OpType
-from replog.client import ReplogHTTPError
+from replog.client import ConnectionFailed, ReplogClient, ReplogHTTPError
 from replog.testing.process import free_port
 
 ELECTION_MAX_S, LEASE_S = 3.0, 1.5
@@ -70,3 +70,16 @@ def test_a_refused_connection_was_never_sent_but_a_read_timeout_may_have_landed(
     assert never_sent(requests.ConnectTimeout())
     assert not never_sent(requests.ReadTimeout())
     assert not never_sent(requests.ConnectionError("Connection reset by peer"))
+
+
+def test_the_clients_wrapped_connection_errors_are_judged_and_never_kill_a_writer() -> None:
+    """Regression: `replog.client` wraps requests errors in `ConnectionFailed`, which the writers
+    did not catch: every writer thread died at the first master kill, and the run went on without
+    writes (seen in a 600 s cluster-mode run)."""
+    with pytest.raises(ConnectionFailed) as refused:
+        ReplogClient(f"http://127.0.0.1:{free_port()}", request_timeout_s=2).append("x", 1)
+    assert never_sent(refused.value)
+    try:
+        raise ConnectionFailed("read timed out") from requests.ReadTimeout()
+    except ConnectionFailed as exc:
+        assert not never_sent(exc)
