@@ -107,15 +107,28 @@ class RoleSwitch:
             self._config.master, self._store, self._metrics, transports,
             clock=self._clock, rng=self._rng, fatal=self._fatal, view=LeasedView(lease.valid), epoch=epoch,
         )  # fmt: skip
+        if not self._still_in(epoch):
+            role.stop(detach=True)
+            return
+        # roles.jsonl says "master" before the role can answer any write: the fault run's checker
+        # compares every 201 with it, and a kill -9 in between must not leave a 201 it cannot place.
+        self._record(epoch, "master", self._config.me)
         with self._lock:
-            stale = self._closed or self._store.epoch != epoch
+            stale = not self._still_in_locked(epoch)
             if not stale:
                 self._role = role
         if stale:
             role.stop(detach=True)
             return
         self._log.warning("master role started epoch=%d epoch_start_seq=%d", epoch, start[0].seq)
-        self._record(epoch, "master", self._config.me)
+
+    def _still_in(self, epoch: int) -> bool:
+        with self._lock:
+            return self._still_in_locked(epoch)
+
+    def _still_in_locked(self, epoch: int) -> bool:
+        """Not closed, and the store has not moved past `epoch` (a StepDown may be queued)."""
+        return not self._closed and self._store.epoch == epoch
 
     def _step_down(self, epoch: int, master: str | None) -> None:
         with self._lock:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import requests
 
+from replog.cluster.switch import RoleSwitch
 from replog.config import StorageConfig
 from replog.net.transport import EPOCH_HEADER, MASTER_HEADER
 from replog.node import open_store
@@ -198,3 +199,22 @@ def test_a_returning_master_rolls_its_unreplicated_entries_back_and_follows_the_
         return [(e["seq"], e["epoch"], e["message"]) for e in body]
 
     wait_for(lambda: entries(first) == entries(second) == entries(third), 15, "all logs identical")
+
+
+def test_roles_jsonl_says_master_before_the_role_can_answer_a_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fault run's checker places every 201 by roles.jsonl; a kill -9 between taking the role
+    and recording it must not leave a 201 it cannot place, so the line comes first."""
+    seen: list[tuple[str, bool]] = []
+    record = RoleSwitch._record
+
+    def spy(self: RoleSwitch, epoch: int, role: str, master: str | None) -> None:
+        seen.append((role, self._role is not None))  # was a master role already answering?
+        record(self, epoch, role, master)
+
+    monkeypatch.setattr(RoleSwitch, "_record", spy)
+    with InProcessCluster(tmp_path) as cluster:
+        cluster.start()
+        writable_master(cluster)
+    assert ("master", False) in seen and ("master", True) not in seen, seen
