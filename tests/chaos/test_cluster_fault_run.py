@@ -2,15 +2,13 @@
 process may make them), the master killed, paused past the election timeout and cut off, repeated
 failovers, and a clean verdict from every cluster rule of the checker.
 
-Slow and multi-process, like the static fault run (`-m "not chaos"` skips it). Until the log
-matching work (issue 11 C7/C8: `replog.core.matching`) is merged, a master killed mid-write comes
-back with a conflicting suffix that is refused (409 log_conflict) instead of rolled back, so it
-stays behind and the logs differ: expected to fail until then, and strict after.
+Slow and multi-process, like the static fault run (`-m "not chaos"` skips it). A master killed
+mid-write comes back with a conflicting suffix, which log matching rolls back into its
+rollback.jsonl; the checker finds every rolled-back w=1 ack there.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -25,16 +23,10 @@ pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
 SEED = 7
 DURATION_S = 45.0
-LOG_MATCHING = importlib.util.find_spec("replog.core.matching") is not None
 CI = os.environ.get("CI") == "true"
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.xfail(
-    not LOG_MATCHING,
-    reason="a returning master's conflicting suffix is refused, not rolled back, until log matching lands",
-    strict=False,
-)
 def test_cluster_mode_fault_run_is_clean(tmp_path: Path) -> None:
     netns = unavailable() is None
     if not netns and CI:

@@ -7,7 +7,6 @@ non-master's 421 is followed to the master's advertise URL as a real client woul
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from typing import Any
 
@@ -18,10 +17,6 @@ from .harness import Node, poll
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600, func_only=True)]
 
-# KNOWN GAP until the log-matching branch (wp-match, issue 12 item 4) is merged: a node that
-# returns with an unreplicated conflicting suffix is refused (409 log_conflict) instead of having
-# the suffix moved into its rollback.jsonl, so it stays behind. Its module marks the merge.
-LOG_MATCHING_MERGED = importlib.util.find_spec("replog.core.matching") is not None
 
 ELECTION_S = 60  # bound for an election on a busy 2-core machine (2.25-4.5 s when idle)
 
@@ -109,12 +104,7 @@ def test_docker_kill_of_the_master_elects_another_and_the_old_master_rejoins_as_
     poll(rejoined, ELECTION_S, f"{first} is a secondary of epoch {second_epoch} following {second}")
     assert writable_master(project, list(SERVICES)) == second  # its return deposed nobody
 
-    if not LOG_MATCHING_MERGED:
-        pytest.xfail(
-            "KNOWN GAP until log matching (wp-match) is merged: the returning master's conflicting "
-            "suffix is refused with 409 log_conflict instead of being moved to rollback.jsonl, so "
-            "it does not catch up; the assertions below are the intended behaviour"
-        )
+    # Log matching moves the old master's unreplicated suffix into its rollback.jsonl.
     poll(lambda: nodes[first].messages() == final, 60, f"{first} caught up with {second}")
     rolled_back = [json.loads(line) for line in project.read_file(first, "/data/rollback.jsonl").splitlines()]
     assert "unreplicated" in [line["message"] for line in rolled_back], rolled_back
