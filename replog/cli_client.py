@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -208,6 +210,9 @@ class Progress:
         sys.stderr.flush()
 
 
+FOLLOW_WAIT_S = 5.0  # one long poll of `tail -f`: also how late a dropped Ctrl-C can end it
+
+
 # --- tail and status -------------------------------------------------------------------------------
 def tail(client: Client, args: argparse.Namespace) -> int:
     if args.from_seq is not None:
@@ -225,9 +230,22 @@ def tail(client: Client, args: argparse.Namespace) -> int:
         if not args.follow:
             return 0
         start = last[-1].seq + 1 if last else 1
-    for entry in client.follow(start, node=args.node):
-        print(f"{entry.seq}\t{entry.message}", flush=True)
-    return 0
+    interrupted = threading.Event()
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        # Ctrl-C normally ends the follow as a KeyboardInterrupt; but one raised while the
+        # interpreter runs a finaliser (a closed socket's __del__, say) is printed and dropped, and
+        # the follow would go on forever. The flag ends it at the next long poll regardless.
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        for entry in client.follow(start, node=args.node, wait_s=FOLLOW_WAIT_S, stop=interrupted.is_set):
+            print(f"{entry.seq}\t{entry.message}", flush=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 130 if interrupted.is_set() else 0
 
 
 def status(client: Client) -> int:
