@@ -55,7 +55,7 @@ class Voter(Protocol):
 class TermStore(Protocol):
     """The part of the store the election needs: the durable (epoch, vote) and the log's end."""
 
-    def save_term(self, epoch: int, vote_for: str | None) -> None: ...
+    def save_term(self, epoch: int, vote_for: str | None, *, if_last: Position | None = None) -> None: ...
 
     def last_position(self) -> Position: ...
 
@@ -169,10 +169,13 @@ class ElectionActor(ReplogActor):
 
     # events ---------------------------------------------------------------------------------------
     def _vote(self, now: float, request: VoteRequest) -> VoteAnswer:
+        my_last = self._store.last_position()
         answer, effects = self._election.vote_requested(
-            now, self._rng, request.epoch, request.candidate, request.last, self._store.last_position()
+            now, self._rng, request.epoch, request.candidate, request.last, my_last
         )
-        if not self._carry_out(effects):
+        # A granted vote is saved only if the log still ends at my_last: a batch that lands in
+        # between could be acknowledged to the old master while this vote elects a log without it.
+        if not self._carry_out(effects, if_last=my_last if answer.granted else None):
             return VoteAnswer(self._election.epoch, False, "this node cannot persist its vote")
         if answer.granted:
             self._log.info("vote granted epoch=%d candidate=%s", answer.epoch, request.candidate)
@@ -188,13 +191,14 @@ class ElectionActor(ReplogActor):
         self._carry_out(self._election.vote_answered(epoch, voter, answer))
 
     # effects --------------------------------------------------------------------------------------
-    def _carry_out(self, effects: list[Effect]) -> bool:
-        """Each effect in order; False (and the rest dropped) if a Persist failed."""
+    def _carry_out(self, effects: list[Effect], *, if_last: Position | None = None) -> bool:
+        """Each effect in order; False (and the rest dropped) if a Persist failed. `if_last`: the
+        Persist holds only if the log still ends there (a vote)."""
         for effect in effects:
             match effect:
                 case Persist(epoch, voted_for):
                     try:
-                        self._store.save_term(epoch, voted_for)
+                        self._store.save_term(epoch, voted_for, if_last=if_last)
                     except Exception as exc:  # a full or failing disk: act on nothing unpersisted
                         self._log.error("cannot persist epoch=%d vote=%s error=%s", epoch, voted_for, exc)
                         return False

@@ -44,6 +44,8 @@ from replog.storage.store import (
     StorageStatus,
     StoredListener,
     check_epoch,
+    check_sender,
+    check_unmoved,
     rollback_reason,
 )
 
@@ -237,10 +239,12 @@ class DiskStore:
         return page if not page or page[-1].seq <= stored else page[: max(0, stored - from_seq + 1)]
 
     # --- writes ------------------------------------------------------------------------------------
-    def save_term(self, epoch: int, vote_for: str | None) -> None:
+    def save_term(self, epoch: int, vote_for: str | None, *, if_last: Position | None = None) -> None:
         """Adopt (epoch, vote) durably: meta.json is replaced and fsynced before this returns."""
         with self._lock:
             self._check_open()
+            stored = self._commit.stored
+            check_unmoved(if_last, Position(self._log.epoch_at(stored), stored), self._log.contiguous_seq)
             if not self._meta.save_term(epoch, vote_for):
                 return
             vote = self._meta.meta.vote
@@ -332,6 +336,7 @@ class DiskStore:
         removed: _Removed | None = None
         with self._lock:
             self._check_writable()
+            check_sender(head, self._meta.meta.epoch)
             adopt = check_log_id(self._meta.meta.log_id, log_id)
             verdict = self._log.decide(head, entries, rollback=rollback)  # a refusal changes nothing
             if isinstance(verdict, TruncateAfter):

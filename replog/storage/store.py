@@ -22,7 +22,7 @@ from typing import Protocol
 from replog.core.dedup import DedupWindow, KeyedAppend, WindowPolicy
 from replog.core.entry import Entry, NewEntry
 from replog.core.epochs import Position, Vote, next_term
-from replog.core.errors import NotMaster, StorageUnavailable
+from replog.core.errors import NotMaster, StaleEpoch, StorageUnavailable
 from replog.core.log import MemoryPrefix, OrderedLog, check_log_id
 from replog.core.matching import BatchHead, TruncateAfter
 
@@ -89,9 +89,10 @@ class Store(Protocol):
         """Told (outside every lock) when the store fails and when it recovers."""
         ...
 
-    def save_term(self, epoch: int, vote_for: str | None) -> None:
+    def save_term(self, epoch: int, vote_for: str | None, *, if_last: Position | None = None) -> None:
         """Adopt epoch (and a vote in it) durably before returning, under every fsync policy.
-        ValueError for a lower epoch or a second vote in one epoch (see `core.epochs.next_term`)."""
+        ValueError for a lower epoch or a second vote in one epoch (see `core.epochs.next_term`),
+        and, given `if_last`, when the log no longer ends there (see `check_unmoved`)."""
         ...
 
     def last_position(self) -> Position:
@@ -168,6 +169,29 @@ def log_rollback(seq: int, count: int, reason: str) -> None:
     log.warning("rolled back seqs=%d..%d count=%d reason=%s", seq + 1, seq + count, count, reason)
 
 
+def check_sender(head: BatchHead | None, held: int) -> None:
+    """Under the store lock: a batch from the master of an epoch older than this node's is refused.
+
+    A node adopts a newer epoch (to vote, or to stand) through `save_term` under the same lock, so
+    once that is saved no batch of the old master lands, however long ago its call was admitted:
+    the old master can never count this node's ack after the node gave its vote away (Raft: a
+    follower of a newer term rejects the old leader's AppendEntries)."""
+    if head is not None and head.epoch < held:
+        raise StaleEpoch(
+            f"a batch of epoch {head.epoch}, but this node is in epoch {held}; nothing was stored",
+            epoch=held,
+            master=None,
+        )
+
+
+def check_unmoved(if_last: Position | None, stored: Position, end: int) -> None:
+    """Under the store lock: a vote is saved only if the log still ends where the vote was decided,
+    with nothing written beyond it and not yet durable. Else a batch landed in between, and the
+    candidate the vote compared with our log may lack an entry we are about to acknowledge."""
+    if if_last is not None and (stored != if_last or end != stored.seq):
+        raise ValueError(f"the log moved while the vote was decided ({if_last} -> {stored}, end {end})")
+
+
 def check_epoch(wanted: int | None, held: int) -> None:
     """Under the store lock: an append fenced to epoch `wanted` is refused once the node moved on."""
     if wanted is not None and wanted != held:
@@ -241,8 +265,10 @@ class MemoryStore:
     def set_status_listener(self, listener: StatusListener) -> None:
         """A memory store never fails: the listener is never called."""
 
-    def save_term(self, epoch: int, vote_for: str | None) -> None:
+    def save_term(self, epoch: int, vote_for: str | None, *, if_last: Position | None = None) -> None:
         with self._lock:
+            last = self._log.last_position()
+            check_unmoved(if_last, last, last.seq)
             self._epoch, self._vote = next_term(self._epoch, self._vote, epoch, vote_for)
 
     def last_position(self) -> Position:
@@ -296,6 +322,7 @@ class MemoryStore:
     ) -> int:
         removed: tuple[int, int, str] | None = None
         with self._lock:
+            check_sender(head, self._epoch)
             adopt = check_log_id(self._log_id, log_id)
             now = self._clock()
             verdict = self._log.decide(head, entries, rollback=rollback)  # a refusal changes nothing

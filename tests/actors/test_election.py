@@ -68,7 +68,7 @@ class LocalVoter:
 class FailingStore(MemoryStore):
     """A store whose disk refuses to persist a term."""
 
-    def save_term(self, epoch: int, vote_for: str | None) -> None:
+    def save_term(self, epoch: int, vote_for: str | None, **_: object) -> None:
         raise OSError(28, "No space left on device")
 
 
@@ -164,3 +164,20 @@ def test_one_voter_per_other_member_is_required() -> None:
     config = ElectionConfig("http://a", MEMBERS)
     with pytest.raises(ValueError, match="one voter per other member"):
         ElectionActor(Election(config, 0, None), MemoryStore(), {}, Roles(), FakeClock(), random.Random(0))
+
+
+class MovingStore(MemoryStore):
+    """A store into which a batch lands between the vote's decision and its save."""
+
+    def last_position(self) -> Position:
+        decided = super().last_position()
+        self.append(["landed meanwhile"])
+        return decided
+
+
+def test_a_vote_is_not_granted_when_a_batch_landed_while_it_was_decided() -> None:
+    clock = FakeClock()
+    ref, store, _, _ = start_member("http://b", clock, store=MovingStore())
+    answer = ref.ask(VoteAsked(VoteRequest(2, "http://a", Position(0, 0))), timeout=TIMEOUT)
+    assert answer.granted is False and "persist" in answer.reason
+    assert store.vote is None

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from replog.actors.election import MasterCalled
+from replog.cluster.node import ClusterNode
 from replog.cluster.switch import RoleSwitch
 from replog.config import StorageConfig
 from replog.net.transport import EPOCH_HEADER, MASTER_HEADER
@@ -218,3 +221,35 @@ def test_roles_jsonl_says_master_before_the_role_can_answer_a_write(
         cluster.start()
         writable_master(cluster)
     assert ("master", False) in seen and ("master", True) not in seen, seen
+
+
+def test_a_followed_masters_calls_skip_the_election_round_trip_and_keep_it_heard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a secondary follows a master in its epoch, that master's batches and probes are admitted
+    without asking the election actor; the election still hears of them before each tick, so no
+    secondary stands while the master lives."""
+    asked: list[object] = []
+    ask = ClusterNode._ask
+
+    def counting(self: ClusterNode, message: object) -> Any:
+        if isinstance(message, MasterCalled):
+            asked.append(message)
+        return ask(self, message)
+
+    monkeypatch.setattr(ClusterNode, "_ask", counting)
+    with InProcessCluster(tmp_path) as cluster:
+        cluster.start()
+        name = writable_master(cluster)
+        epoch = cluster.health(name)["epoch"]
+        url = cluster.urls[name]
+        until = time.monotonic() + 3 * 0.9  # over 3x the longest election timeout of these timings
+        writes = 0
+        while time.monotonic() < until and writes < 10_000:
+            assert post(url, f"m{writes}").status_code == 201
+            writes += 1
+        assert len(asked) <= 4, f"{len(asked)} round trips for {writes} majority writes plus probes"
+        for other in cluster.nodes:
+            health = cluster.health(other)
+            assert health["epoch"] == epoch, "a secondary stood although the master lived"
+            assert other == name or health["master"] == url
