@@ -15,8 +15,7 @@ import logging
 import random
 from dataclasses import dataclass
 
-import requests
-
+from replog.chaos.faults import post_faults
 from replog.testing.cluster import LocalCluster
 from replog.testing.netns import NetnsSwitch
 
@@ -156,38 +155,27 @@ class ClusterInjector:
 
     def apply(self, fault: ClusterFault, targets: tuple[str, ...]) -> None:
         log.info("fault start %s", fault.describe(targets))
-        kind = fault.kind
         for name in targets:
-            node = self._cluster.nodes[name]
-            if kind in (ClusterFaultKind.MASTER_KILL, ClusterFaultKind.KILL):
-                node.kill()
-            elif kind in (
-                ClusterFaultKind.MASTER_PAUSE,
-                ClusterFaultKind.PAUSE,
-                ClusterFaultKind.QUORUM_LOSS,
-            ):
-                node.pause()
-            elif kind.needs_cut and self._netns is not None:
-                self._netns.cut(name)
-            elif kind is ClusterFaultKind.INJECT:
-                self.set_node_faults(name, fault.delay_s, fault.error_rate)
+            self._switch(fault, name, start=True)
 
     def heal(self, fault: ClusterFault, targets: tuple[str, ...]) -> None:
         log.info("fault end %s", fault.describe(targets))
-        kind = fault.kind
         for name in targets:
-            node = self._cluster.nodes[name]
-            if kind in (ClusterFaultKind.MASTER_KILL, ClusterFaultKind.KILL):
-                node.start()
-            elif kind in (
-                ClusterFaultKind.MASTER_PAUSE,
-                ClusterFaultKind.PAUSE,
-                ClusterFaultKind.QUORUM_LOSS,
-            ):
-                node.resume()
-            elif kind.needs_cut and self._netns is not None:
-                self._netns.heal(name)
-            elif kind is ClusterFaultKind.INJECT:
+            self._switch(fault, name, start=False)
+
+    def _switch(self, fault: ClusterFault, name: str, *, start: bool) -> None:
+        """Start (or end) one fault on one node: each kind's pair of actions in one place."""
+        kind, node = fault.kind, self._cluster.nodes[name]
+        if kind in (ClusterFaultKind.MASTER_KILL, ClusterFaultKind.KILL):
+            node.kill() if start else node.start()
+        elif kind in (ClusterFaultKind.MASTER_PAUSE, ClusterFaultKind.PAUSE, ClusterFaultKind.QUORUM_LOSS):
+            node.pause() if start else node.resume()
+        elif kind.needs_cut and self._netns is not None:
+            self._netns.cut(name) if start else self._netns.heal(name)
+        elif kind is ClusterFaultKind.INJECT:
+            if start:
+                self.set_node_faults(name, fault.delay_s, fault.error_rate)
+            else:
                 self.set_node_faults(name, 0.0, 0.0, must=False)
 
     def heal_all(self) -> None:
@@ -201,16 +189,5 @@ class ClusterInjector:
             self.set_node_faults(name, 0.0, 0.0, must=False)
 
     def set_node_faults(self, name: str, delay_s: float, error_rate: float, must: bool = True) -> None:
-        url = f"{self._cluster.nodes[name].url}/faults"
-        try:
-            with requests.Session() as session:
-                session.trust_env = False  # never through an environment's proxy
-                resp = session.post(
-                    url,
-                    json={"delay": delay_s, "error_rate": error_rate},
-                    headers=self._cluster.secret_headers(),
-                    timeout=self._timeout_s,
-                )
-                resp.raise_for_status()
-        except requests.RequestException as exc:
-            (log.warning if must else log.debug)("fault injection not applied node=%s error=%s", name, exc)
+        url = self._cluster.nodes[name].url
+        post_faults(self._cluster, url, name, delay_s, error_rate, self._timeout_s, must=must)

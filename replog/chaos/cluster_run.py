@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from replog.chaos.checker import CheckerConfig, check
+from replog.chaos.cluster import Timing
 from replog.chaos.cluster_checks import (
     ClusterEvidence,
     RoleRecord,
@@ -47,27 +48,15 @@ PAGE = 1000
 
 
 @dataclass(frozen=True)
-class ClusterTiming:
-    """Short, so that a run of a minute sees several failovers."""
+class ClusterTiming(Timing):
+    """Static runs' short timings, plus the election's: a run of a minute sees several failovers."""
 
-    heartbeat_interval_s: float = 0.1
-    suspect_after_s: float = 0.3
-    unhealthy_after_s: float = 1.0
     election_min_s: float = 1.5  # also the master's lease
     election_max_s: float = 3.0
-    replicate_timeout_s: float = 2.0
-    probe_timeout_s: float = 0.5
 
     def argv(self) -> list[str]:
-        return [
-            f"--heartbeat-interval={self.heartbeat_interval_s}",
-            f"--suspect-after={self.suspect_after_s}",
-            f"--unhealthy-after={self.unhealthy_after_s}",
-            f"--election-timeout={self.election_min_s},{self.election_max_s}",
-            f"--replicate-timeout={self.replicate_timeout_s}",
-            f"--probe-timeout={self.probe_timeout_s}",
-            "--connect-timeout=0.5",
-        ]
+        election = f"--election-timeout={self.election_min_s},{self.election_max_s}"
+        return [*super().argv(), election, "--connect-timeout=0.5"]
 
 
 @dataclass(frozen=True)

@@ -210,17 +210,26 @@ class FaultInjector:
             self.set_node_faults(name, 0.0, 0.0, must=False)
 
     def set_node_faults(self, secondary: str, delay_s: float, error_rate: float, must: bool = True) -> None:
-        url = f"{self._cluster.secondaries[secondary].url}/faults"
-        try:
-            resp = requests.post(
-                url,
+        node = self._cluster.secondaries[secondary]
+        post_faults(self._cluster, node.url, secondary, delay_s, error_rate, self._timeout_s, must=must)
+
+
+def post_faults(
+    cluster: LocalCluster, url: str, name: str, delay_s: float, error_rate: float, timeout_s: float,
+    *, must: bool = True,
+) -> None:
+    """`POST /faults` on one node (with the cluster secret, never through an environment's proxy).
+    A refusal is logged, as a warning if the fault `must` apply, else (a reset at the end of a run,
+    when the node may be down) at debug level."""
+    try:
+        with requests.Session() as session:
+            session.trust_env = False
+            resp = session.post(
+                f"{url}/faults",
                 json={"delay": delay_s, "error_rate": error_rate},
-                headers=self._cluster.secret_headers(),
-                timeout=self._timeout_s,
+                headers=cluster.secret_headers(),
+                timeout=timeout_s,
             )
             resp.raise_for_status()
-        except requests.RequestException as exc:
-            if must:
-                log.warning("fault injection refused node=%s error=%s", secondary, exc)
-            else:
-                log.debug("fault injection reset skipped node=%s error=%s", secondary, exc)
+    except requests.RequestException as exc:
+        (log.warning if must else log.debug)("fault injection not applied node=%s error=%s", name, exc)

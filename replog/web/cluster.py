@@ -18,10 +18,9 @@ from replog.config import MasterConfig
 from replog.core.election import VoteAnswer
 from replog.core.errors import BadRequest
 from replog.core.votes import VoteRequest
-from replog.core.wire import AppendRequest, parse_append
 from replog.net.transport import EPOCH_HEADER, MASTER_HEADER
-from replog.web.common import json_errors, read_json_body, require_secret
-from replog.web.master import IDEMPOTENCY_HEADER
+from replog.web.common import json_errors, require_secret
+from replog.web.master import Append, add_append_route
 from replog.web.vote import add_vote_route
 
 MAX_EPOCH = 1 << 62
@@ -44,9 +43,6 @@ def term_headers() -> tuple[int, str] | None:
     return epoch, master
 
 
-Append = Callable[[AppendRequest, Callable[[], bool]], dict[str, Any]]
-
-
 def add_cluster_routes(
     app: bottle.Bottle,
     config: MasterConfig,
@@ -58,21 +54,7 @@ def add_cluster_routes(
 ) -> None:
     """Routes defined here replace the secondary app's of the same path (Bottle keeps the last)."""
 
-    @app.post("/messages")
-    @json_errors
-    def post_message() -> dict[str, Any]:
-        body = read_json_body(config.server.max_body_bytes)
-        request = parse_append(
-            body,
-            bottle.request.query.get("w"),
-            config.node_count,
-            config.server.max_message_bytes,
-            bottle.request.get_header(IDEMPOTENCY_HEADER),
-        )
-        hung_up = bottle.request.environ.get("waitress.client_disconnected", lambda: False)
-        answer = append(request, hung_up)
-        bottle.response.status = 201
-        return answer
+    add_append_route(app, config, append)
 
     @app.get("/health")
     @json_errors

@@ -12,7 +12,7 @@ from typing import Any
 import bottle
 
 from replog.config import MasterConfig
-from replog.core.wire import parse_append
+from replog.core.wire import AppendRequest, parse_append
 from replog.service.append import Appender
 from replog.storage.store import Store
 from replog.web.common import JsonBottle, json_errors, read_json_body
@@ -22,15 +22,12 @@ from replog.web.reads import add_read_routes
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"  # a single append's key; the body's 'id' is its twin
 
+Append = Callable[[AppendRequest, Callable[[], bool]], dict[str, Any]]
 
-def master_app(
-    config: MasterConfig,
-    store: Store,
-    appender: Appender,
-    health: Callable[[], dict[str, Any]],
-    followers: Followers,
-) -> bottle.Bottle:
-    app = JsonBottle()
+
+def add_append_route(app: bottle.Bottle, config: MasterConfig, append: Append) -> None:
+    """`POST /messages`: parse and validate, then `append(request, hung_up)` answers 201 (static
+    mode's appender, or cluster mode's current master role, which may raise 421 instead)."""
 
     @app.post("/messages")
     @json_errors
@@ -44,9 +41,20 @@ def master_app(
             bottle.request.get_header(IDEMPOTENCY_HEADER),
         )
         hung_up = bottle.request.environ.get("waitress.client_disconnected", lambda: False)
-        answer = appender.append(request, hung_up)
+        answer = append(request, hung_up)
         bottle.response.status = 201
         return answer
+
+
+def master_app(
+    config: MasterConfig,
+    store: Store,
+    appender: Appender,
+    health: Callable[[], dict[str, Any]],
+    followers: Followers,
+) -> bottle.Bottle:
+    app = JsonBottle()
+    add_append_route(app, config, appender.append)
 
     @app.get("/health")
     @json_errors
