@@ -194,7 +194,7 @@ def test_stopping_the_node_ends_its_streams(wait_for: WaitFor) -> None:
         wait_for(lambda: cluster.master.followers.active == 1)
         cluster.stop_master()
         # the stream's own thread gives its slot back as it ends, just after the server stopped
-        wait_for(lambda: cluster.master.followers.active == 0)
+        wait_for(lambda: cluster.master.followers.active == 0, 20.0)
         # The node ended the stream itself: the rest reads to its end, where a stream left open
         # would raise a read timeout (keep-alives come every 15 s, the read timeout is shorter).
         rest = b"".join(stream.iter_content(chunk_size=None))
